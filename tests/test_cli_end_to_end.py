@@ -3,9 +3,11 @@
 import json
 
 import pytest
+import yaml
 
 from huale.cli import main
 from huale.demo import DemoConfig, run_demo
+from huale.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +66,37 @@ def test_evaluate_checkpoint_with_other_classes_is_refused(synth_dir, tmp_path, 
     assert "other.json" in capsys.readouterr().err
 
 
-def test_demo_wiring(tmp_path, capsys):
-    # the real demo trains for minutes; this checks the whole path on a toy budget
-    result = run_demo(DemoConfig(out=str(tmp_path), images=16, fraction=0.5, epochs=1, batch_size=2),
-                      progress=False)
+TINY_DEMO = dict(images=24, image_size=96, initial=6, budget=3, cycles=2, initial_epochs=1, epochs=1,
+                 batch_size=2)
+
+
+def test_demo_runs_the_loop_and_reports(tmp_path, capsys):
+    # the real demo runs for minutes; this checks the whole path on a toy budget
+    config = DemoConfig(out=str(tmp_path), **TINY_DEMO)
+    result = run_demo(config, progress=False)
     out = capsys.readouterr().out
-    assert "mAP@0.5" in out and "demo done" in out
-    assert 0.0 <= result["mAP"] <= 1.0
-    assert (tmp_path / "model" / "model.pt").is_file()
+    assert "gain vs random" in out and "demo done" in out and str(result["png"]) in out
+    assert result["png"].is_file() and result["png"].read_bytes()[:4] == b"\x89PNG"
+    records = sorted((tmp_path / "run").glob("*/seed0/cycle*/record.json"))
+    assert [r.relative_to(tmp_path / "run").parts[0] for r in records] == ["huale"] * 2 + ["random"] * 2
+    for strategy in ("random", "huale"):
+        first = json.loads((tmp_path / "run" / strategy / "seed0" / "cycle0" / "record.json").read_text())
+        last = json.loads((tmp_path / "run" / strategy / "seed0" / "cycle1" / "record.json").read_text())
+        assert first["num_labeled"] == 6 and len(first["selected"]) == 3 and last["num_labeled"] == 9
+        assert 0.0 <= last["metrics"]["voc"]["mAP"] <= 1.0
+    # cycle 0 trained once for both strategies with its own epochs; cycle 1 fine-tunes it
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["loop"]["reinit"] == "continue" and stored["loop"]["initial_train"]["epochs"] == 1
+
+    # a rerun with the same settings reprints the finished run without training
+    again = run_demo(config, progress=False)
+    assert "continuing the demo run" in capsys.readouterr().out
+    assert again["table"] == result["table"]
+    # other settings in the same folder: a clear error, not a mixed run
+    with pytest.raises(ConfigError, match="other settings"):
+        run_demo(DemoConfig(out=str(tmp_path), **{**TINY_DEMO, "budget": 2}), progress=False)
+
+
+def test_demo_needs_two_cycles(tmp_path):
+    with pytest.raises(ConfigError, match="at least 2 cycles"):
+        DemoConfig(out=str(tmp_path), cycles=1).loop_config()

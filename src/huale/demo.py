@@ -1,72 +1,109 @@
-"""``huale demo``: synthetic data -> train a small detector on a labeled fraction -> evaluate.
+"""``huale demo``: the whole active-learning loop on the synthetic dataset, sized for 2 CPU cores.
 
-Sized to finish in a few minutes on 2 CPU cores. The full active-learning loop replaces this once
-selection and the loop exist.
+Generates the synthetic set, trains the small detector on a seeded initial labeled set (once,
+shared by the strategies), then for each strategy (``random`` and ``huale`` by default) repeats
+score pool -> select -> label -> fine-tune -> evaluate for ``cycles`` cycles, and ends with the
+report table and the path of the learning-curve PNG. It is a plain :mod:`huale.engine.loop` run
+(``OUT/run``), so an interrupted demo continues where it stopped when started again.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import yaml
 
-from huale.data.loading import load_dataset
-from huale.data.splits import sample_ids
-from huale.data.synthetic import ensure_synthetic
-from huale.engine.evaluate import evaluate_model
-from huale.engine.train import TrainConfig, train_detector
-from huale.evaluation import format_ap_table
-from huale.models.detector import build_detector
-
-log = logging.getLogger(__name__)
+from huale.engine.loop import CONFIG_NAME, resume_run, start_run
+from huale.engine.loop_config import LoopConfig, config_from_dict
+from huale.errors import ConfigError
+from huale.reports import write_report
 
 
 @dataclass
 class DemoConfig:
+    """Demo sizes. Defaults: 400 images (300 pool / 100 test), 60 initial labeled images trained
+    from scratch for ``initial_epochs``, +``budget`` per cycle, each later cycle fine-tuning the
+    previous model for ``epochs`` epochs ("continue"); 4 cycles; random against huale."""
+
     out: str = "runs/demo"
-    images: int = 600
-    fraction: float = 0.5
-    epochs: int = 10
+    images: int = 400
+    image_size: int = 192
+    initial: int = 60
+    budget: int = 20
+    cycles: int = 4
+    initial_epochs: int = 12
+    epochs: int = 4
+    strategies: tuple[str, ...] = ("random", "huale")
     seed: int = 0
     device: str = "auto"
     batch_size: int = 4
-    lr: float = 0.02
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / "run"
+
+    def loop_config(self) -> LoopConfig:
+        """The :class:`LoopConfig` the demo runs."""
+        if self.cycles < 2:
+            raise ConfigError(f"the demo needs at least 2 cycles to select anything (got {self.cycles})")
+        data_dir = (Path(self.out) / "synthetic").resolve()
+        first_step = max(1, round(self.initial_epochs * 0.75))
+        values = {
+            "name": "demo",
+            "data": {
+                "source": str(data_dir),
+                "synthetic": {"num_images": self.images, "seed": 0, "image_size": self.image_size},
+            },
+            "model": {"arch": "small", "min_size": self.image_size, "max_size": self.image_size,
+                      "loss": "torchvision"},
+            "train": {"epochs": self.epochs, "lr": 0.01, "lr_steps": [max(1, self.epochs - 1)],
+                      "warmup_iters": 20, "batch_size": self.batch_size, "workers": 0},
+            "loop": {
+                "initial": self.initial, "budget": self.budget, "cycles": self.cycles,
+                "reinit": "continue",
+                "initial_train": {"epochs": self.initial_epochs, "lr": 0.02,
+                                  "lr_steps": [first_step], "warmup_iters": 100},
+            },
+            "strategies": list(self.strategies),
+            "seeds": [self.seed],
+            "metrics": ["voc"],
+            "scoring": {"batch_size": 16, "workers": 0},
+            "device": self.device,
+        }
+        return config_from_dict(values)
+
+
+def _same_config(run_dir: Path, config: LoopConfig) -> bool:
+    stored = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
+    return stored == yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def run_demo(config: DemoConfig, *, progress: bool = True) -> dict:
-    """Run the demo; returns the VOC result dict of the test split."""
+    """Run (or finish) the demo loop and write its report.
+
+    Returns ``{"markdown": path, "png": path, "table": str, "seconds": float}``.
+    """
     started = time.perf_counter()
-    out = Path(config.out)
-    ensure_synthetic(out / "synthetic", num_images=config.images, seed=0, progress=progress)
-    train_all = load_dataset(out / "synthetic", "train")
-    test = load_dataset(out / "synthetic", "test", class_names=train_all.class_names)
-    labeled = train_all.subset(sample_ids(train_all.ids, fraction=config.fraction, seed=config.seed))
+    loop_config = config.loop_config()
+    run_dir = config.run_dir
     print(
-        f"synthetic data: {len(train_all)} train / {len(test)} test images, "
-        f"{train_all.num_classes} classes; training on {len(labeled)} labeled images"
+        f"huale demo: {config.images} synthetic images, {config.initial} labeled at the start, "
+        f"+{config.budget} per cycle, {config.cycles} cycles, strategies {', '.join(config.strategies)}"
     )
-    torch.manual_seed(config.seed)
-    model = build_detector("small", labeled.num_classes)
-    train_config = TrainConfig(
-        epochs=config.epochs,
-        lr=config.lr,
-        lr_steps=(int(config.epochs * 0.75),),
-        warmup_iters=100,
-        batch_size=config.batch_size,
-        workers=0,
-        seed=config.seed,
-    )
-    train_detector(
-        model, labeled, train_config, out_dir=out / "model",
-        device=config.device, progress=progress,
-    )
-    results, _ = evaluate_model(model, test, ["voc"], device=config.device, progress=progress)
-    print(format_ap_table(results["voc"]))
-    print(
-        f"demo done in {time.perf_counter() - started:.0f}s: mAP@0.5 = {results['voc']['mAP']:.3f} "
-        f"with {len(labeled)} labeled images; checkpoint {out / 'model' / 'model.pt'}"
-    )
-    return results["voc"]
+    if (run_dir / CONFIG_NAME).is_file():
+        if not _same_config(run_dir, loop_config):
+            raise ConfigError(
+                f"{run_dir} holds a demo run with other settings; choose another --out or delete it"
+            )
+        print(f"continuing the demo run in {run_dir}")
+        resume_run(run_dir, progress=progress)
+    else:
+        start_run(loop_config, run_dir, progress=progress)
+    paths = write_report([run_dir])
+    table = paths["markdown"].read_text()
+    print(table.split("![learning curve]")[0].rstrip())
+    seconds = time.perf_counter() - started
+    print(f"\ndemo done in {seconds:.0f}s; learning curve: {paths['png']}; report: {paths['markdown']}")
+    return {**paths, "table": table, "seconds": seconds}

@@ -120,3 +120,50 @@ def test_config_errors_name_the_problem(tmp_path):
     path.write_text(yaml.safe_dump({**values, "colour": "blue"}))
     with pytest.raises(ConfigError, match="colour"):
         load_loop_config(path)
+
+
+def test_continue_mode_fine_tunes_the_previous_model_and_cycle0_has_its_own_epochs(tmp_path, monkeypatch):
+    values = toy_config(tmp_path / "data", strategies=("random",), cycles=3)
+    values["loop"] = {**values["loop"], "reinit": "continue", "initial_train": {"epochs": 2}}
+    built = []
+    original = loop_module.ActiveLearningLoop._build_model
+
+    def spy(self, num_classes, seed, init_from):
+        built.append(init_from)
+        return original(self, num_classes, seed, init_from)
+
+    monkeypatch.setattr(loop_module.ActiveLearningLoop, "_build_model", spy)
+    run = tmp_path / "run"
+    start_run(config_from_dict(values), run, progress=False)
+    cycle_dirs = [run / "shared" / "seed0" / "cycle0",
+                  run / "random" / "seed0" / "cycle1" / "train",
+                  run / "random" / "seed0" / "cycle2" / "train"]
+    assert built == [None, cycle_dirs[0] / "model.pt", cycle_dirs[1] / "model.pt"]
+    epochs = [len(json.loads((d / "history.json").read_text())["history"]) for d in cycle_dirs]
+    assert epochs == [2, 1, 1]
+
+
+def test_initial_train_errors_name_the_option(tmp_path):
+    values = toy_config(tmp_path)
+    with pytest.raises(ConfigError, match="initial_train.*epochz"):
+        config_from_dict({**values, "loop": {**values["loop"], "initial_train": {"epochz": 3}}})
+    with pytest.raises(ConfigError, match="initial_train.*epochs must be >= 1"):
+        config_from_dict({**values, "loop": {**values["loop"], "initial_train": {"epochs": 0}}})
+
+
+def test_bccd_preset_runs_on_the_committed_bccd_sample(tmp_path):
+    # the real BCCD layout and classes through the preset; only the sizes are shrunk for the test
+    bccd = Path(__file__).resolve().parents[1] / "assets" / "bccd"
+    config = load_loop_config("bccd", overrides={
+        "data": {"source": str(bccd), "train_split": "trainval"},
+        "model": {"min_size": 128, "max_size": 160},
+        "train": {"epochs": 1, "lr_steps": [], "warmup_iters": 0, "batch_size": 1},
+        "loop": {"initial": 1, "budget": 1, "cycles": 2},
+        "strategies": ["random", "huale"], "seeds": [0],
+    })
+    records = start_run(config, tmp_path / "run", progress=False)
+    last = {r.strategy: r for r in records if r.cycle == 1}
+    assert set(last) == {"random", "huale"}
+    for record in last.values():
+        assert record.num_labeled == 2 and sorted(record.labeled_ids) == ["BloodImage_00001", "BloodImage_00338"]
+        assert set(record.metrics["voc"]["per_class"]) == {"Platelets", "RBC", "WBC"}

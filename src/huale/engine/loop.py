@@ -131,7 +131,9 @@ class ActiveLearningLoop:
             history = json.loads((train_dir / "history.json").read_text())["history"]
             return model, float(sum(h["seconds"] for h in history))
         model = self._build_model(labeled.num_classes, _cycle_seed(seed, cycle), init_from)
-        train_config = replace(self.config.train, seed=_cycle_seed(seed, cycle))
+        train_config = replace(
+            self.config.loop.cycle_train_config(self.config.train, cycle), seed=_cycle_seed(seed, cycle)
+        )
         result = train_detector(
             model, labeled, train_config, out_dir=train_dir, resume=True, device=self.device,
             progress=self.progress,

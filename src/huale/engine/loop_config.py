@@ -77,12 +77,21 @@ class ModelSpec:
 class LoopSpec:
     """initial: labeled images at cycle 0 (count, or fraction of the pool if < 1); budget: images
     added per cycle; cycles: number of trainings (T); reinit: "scratch" re-initialises the
-    detector every cycle (CALD), "continue" starts from the previous cycle's weights."""
+    detector every cycle (CALD), "continue" starts from the previous cycle's weights.
+    initial_train: ``train`` options that differ for the shared cycle-0 training (e.g. more
+    epochs from scratch before "continue" cycles fine-tune); None trains cycle 0 like the rest."""
 
     initial: float = 0.1
     budget: int = 50
     cycles: int = 4
     reinit: str = "scratch"
+    initial_train: dict | None = None
+
+    def cycle_train_config(self, train: TrainConfig, cycle: int) -> TrainConfig:
+        """The training config of ``cycle``: ``train`` with ``initial_train`` applied at cycle 0."""
+        if cycle > 0 or not self.initial_train:
+            return train
+        return TrainConfig.from_dict({**asdict(train), **self.initial_train})
 
 
 @dataclass
@@ -135,6 +144,14 @@ class LoopConfig:
             problems.append("loop.initial must be > 0")
         if self.loop.reinit not in REINIT_MODES:
             problems.append(f"loop.reinit must be one of {REINIT_MODES}")
+        if self.loop.initial_train is not None:
+            if not isinstance(self.loop.initial_train, dict):
+                problems.append("loop.initial_train must be a mapping of train options")
+            else:
+                try:
+                    self.loop.cycle_train_config(self.train, 0)
+                except ConfigError as exc:
+                    problems.append(f"loop.initial_train: {exc}")
         if not self.strategies:
             problems.append("at least one strategy is required")
         if not self.seeds:
