@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from huale.engine import loop as loop_module
@@ -130,7 +131,14 @@ def test_continue_mode_fine_tunes_the_previous_model_and_cycle0_has_its_own_epoc
 
     def spy(self, num_classes, seed, init_from):
         built.append(init_from)
-        return original(self, num_classes, seed, init_from)
+        model = original(self, num_classes, seed, init_from)
+        # the continued model keeps the from-scratch modules (not the pretrained-weights defaults)
+        norms = {type(m).__name__ for m in model.backbone.body.modules() if "BatchNorm" in type(m).__name__}
+        assert norms == {"BatchNorm2d"}
+        if init_from is not None:
+            reference = torch.load(init_from, map_location="cpu", weights_only=True)["state_dict"]
+            assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
+        return model
 
     monkeypatch.setattr(loop_module.ActiveLearningLoop, "_build_model", spy)
     run = tmp_path / "run"

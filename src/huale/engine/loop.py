@@ -112,17 +112,21 @@ class ActiveLearningLoop:
         return train, test
 
     def _build_model(self, num_classes: int, seed: int, init_from: Path | None) -> torch.nn.Module:
+        """A fresh detector, or (``reinit: continue``) the previous cycle's model rebuilt from its
+        checkpoint with the same modules: from-scratch BatchNorm and trainable layers stay as they
+        were, rather than switching to the frozen settings meant for pretrained weights."""
         spec = self.config.model
         _seed_everything(seed)
+        if init_from is not None:
+            model, _ = build_from_checkpoint(init_from)
+            return model
         kwargs = dict(spec.options)
         if spec.loss is not None:
             kwargs["loss"] = spec.loss
-        model = build_detector(
-            spec.arch, num_classes, weights=str(init_from) if init_from else spec.weights,
-            backbone_weights=None if init_from else spec.backbone_weights,
+        return build_detector(
+            spec.arch, num_classes, weights=spec.weights, backbone_weights=spec.backbone_weights,
             min_size=spec.min_size, max_size=spec.max_size, **kwargs,
         )
-        return model
 
     def _train(self, labeled: DetectionDataset, train_dir: Path, seed: int, cycle: int,
                init_from: Path | None) -> tuple[torch.nn.Module, float]:
