@@ -33,7 +33,7 @@ class DemoConfig:
     initial: int = 60
     budget: int = 20
     cycles: int = 4
-    initial_epochs: int = 12
+    initial_epochs: int = 16
     epochs: int = 4
     strategies: tuple[str, ...] = ("random", "huale")
     seed: int = 0
