@@ -2,7 +2,7 @@ import pytest
 
 from huale.errors import DataError
 from huale.reports import CycleRecord, learning_curves, load_records, summary_markdown, write_report
-from huale.reports.tables import area_under_curve, mean_gain
+from huale.reports.tables import area_under_curve, mean_gain, seed_gains
 
 # mAP per (strategy, seed) over cycles 0..2 at 100, 200, 300 labeled images
 MAPS = {
@@ -19,6 +19,8 @@ def _write_run(run_dir):
             CycleRecord(
                 strategy=strategy, seed=seed, cycle=cycle, num_labeled=100 * (cycle + 1),
                 metrics={"voc": {"mAP": value, "per_class": {"a": value, "b": value / 2}}},
+                train_seconds=10.0 * (cycle + 1) + seed, score_seconds=3.0 if cycle < 2 else 0.0,
+                selected=[{"image_id": f"x{cycle}", "score": 1.0, "stage": ""}] if cycle < 2 else [],
             ).write(run_dir)
 
 
@@ -34,12 +36,17 @@ def test_curves_gain_and_area(tmp_path):
     # random mean curve 0.30, 0.41, 0.51 over x = 100..300:
     # trapezoids (0.355 + 0.46) * 100 / 200 = 0.4075
     assert area_under_curve(curves["random"]) == pytest.approx(0.4075)
+    # paired by seed: seed 0 (0.06 + 0.05) / 2, seed 1 (0.06 + 0.07) / 2
+    assert seed_gains(curves["huale"], curves["random"]) == pytest.approx({0: 0.055, 1: 0.065})
 
 
 def test_markdown_and_png(tmp_path):
     _write_run(tmp_path)
     md = summary_markdown(load_records([tmp_path]))
-    assert "| huale | 30.00 ± 0.00 | 47.00 ± 1.00 | 57.00 ± 2.00 | +6.00 |" in md
+    assert "| huale | 30.00 ± 0.00 | 47.00 ± 1.00 | 57.00 ± 2.00 | +6.00 | +5.50, +6.50 |" in md
+    assert "| random | 30.00 ± 0.00 | 41.00 ± 1.00 | 51.00 ± 1.00 | — | — |" in md
+    # training of cycles 1, 2 over seeds 0, 1: (20 + 30 + 21 + 31) / 4; scoring at cycles 0, 1
+    assert "| huale | 25.5 | 3.0 |" in md
     assert "| random |" in md and "Per-class AP" in md
     assert "| b | 28.50 | 25.50 |" in md  # last cycle: huale (0.55+0.59)/4, random (0.50+0.52)/4
     paths = write_report([tmp_path])

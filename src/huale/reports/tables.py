@@ -44,6 +44,18 @@ def mean_gain(curve: dict[int, dict], baseline: dict[int, dict]) -> float | None
     return float(np.mean([curve[c]["mean"] - baseline[c]["mean"] for c in cycles]))
 
 
+def seed_gains(curve: dict[int, dict], baseline: dict[int, dict]) -> dict[int, float]:
+    """``{seed: mean over cycles 1..T-1 of (mAP - baseline mAP of the same seed)}``: paired by
+    seed, since both start from the same initial labeled set and cycle-0 model."""
+    per_seed: dict[int, list[float]] = defaultdict(list)
+    for cycle in (c for c in curve if c >= 1 and c in baseline):
+        base = dict(zip(baseline[cycle]["seeds"], baseline[cycle]["values"], strict=True))
+        for seed, value in zip(curve[cycle]["seeds"], curve[cycle]["values"], strict=True):
+            if seed in base:
+                per_seed[seed].append(value - base[seed])
+    return {seed: float(np.mean(v)) for seed, v in sorted(per_seed.items())}
+
+
 def area_under_curve(curve: dict[int, dict]) -> float | None:
     """Normalised area under the mean learning curve: trapezoids over labeled-set size divided
     by the size range, i.e. the curve's average height (in mAP units)."""
@@ -69,7 +81,8 @@ def summary_markdown(
     name = "COCO AP" if metric == "coco" else ("VOC07 mAP@0.5" if metric == "voc07" else "VOC mAP@0.5")
     cycles = sorted({c for curve in curves.values() for c in curve})
     sizes = {c: next(curve[c]["num_labeled"] for curve in curves.values() if c in curve) for c in cycles}
-    header = ["strategy", *[f"{int(sizes[c])} img" for c in cycles], f"gain vs {baseline}", "AULC", "seeds"]
+    header = ["strategy", *[f"{int(sizes[c])} img" for c in cycles], f"gain vs {baseline}",
+              "gain per seed", "AULC", "seeds"]
     lines = [
         f"### {name} (%) by labeled-set size: mean ± std over seeds",
         "",
@@ -82,19 +95,24 @@ def summary_markdown(
         cells = [
             f"{_pct(curve[c]['mean'])} ± {_pct(curve[c]['std'])}" if c in curve else "" for c in cycles
         ]
-        gain = mean_gain(curve, base) if base is not None and strategy != baseline else None
+        paired = base is not None and strategy != baseline
+        gain = mean_gain(curve, base) if paired else None
+        per_seed = ", ".join(_pct(g, signed=True) for g in seed_gains(curve, base).values()) if paired else ""
         seeds = max(len(v["values"]) for v in curve.values())
         lines.append(
             "| " + " | ".join([strategy, *cells, _pct(gain, signed=True) if gain is not None else "—",
-                                _pct(area_under_curve(curve)), str(seeds)]) + " |"
+                                per_seed or "—", _pct(area_under_curve(curve)), str(seeds)]) + " |"
         )
     lines += [
         "",
         f"Gain vs {baseline}: mean over cycles 1..T-1 of the difference in mean {name} "
         "(cycle 0 is the shared initial set, excluded as in CALD). AULC: average height of the "
-        "mean learning curve over the labeled-set range.",
+        "mean learning curve over the labeled-set range. Gain per seed: the same difference "
+        f"against {baseline} of the same seed (same initial set), in seed order.",
         "",
         _per_class_markdown(records, metric),
+        "",
+        _cost_markdown(records),
     ]
     return "\n".join(lines)
 
@@ -122,4 +140,26 @@ def _per_class_markdown(records: Sequence[CycleRecord], metric: str) -> str:
     for cls in class_order:
         cells = [_pct(float(np.mean(per[s][cls]))) if per[s][cls] else "n/a" for s in sorted(per)]
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cost_markdown(records: Sequence[CycleRecord]) -> str:
+    """Mean wall seconds per cycle: training (cycles >= 1; cycle 0 is shared) and scoring +
+    selection (cycles that selected)."""
+    train: dict[str, list[float]] = defaultdict(list)
+    score: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        if r.cycle >= 1:
+            train[r.strategy].append(r.train_seconds)
+        if r.selected:
+            score[r.strategy].append(r.score_seconds)
+    lines = [
+        "### Wall time per cycle (s), mean over seeds and cycles",
+        "",
+        "| strategy | training (cycles ≥ 1) | scoring + selection |",
+        "|---|---|---|",
+    ]
+    for strategy in sorted({r.strategy for r in records}):
+        cells = [f"{np.mean(v[strategy]):.1f}" if v[strategy] else "n/a" for v in (train, score)]
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
