@@ -212,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (new)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run folder")
     p.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
-    p.add_argument("--strategies", nargs="+", help="override the config's strategies (names)")
+    p.add_argument("--strategies", nargs="+", help="run only these strategies: labels of the config's strategies "
+                   "(keeping their options) or registered names")
     p.add_argument("--cycles", type=int, help="override loop.cycles")
     p.add_argument("--device", help="override the config's device (cpu, cuda, auto)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -354,13 +355,13 @@ def cmd_loop(args: argparse.Namespace) -> int:
         overrides: dict = {}
         if args.seeds:
             overrides["seeds"] = args.seeds
-        if args.strategies:
-            overrides["strategies"] = args.strategies
         if args.cycles:
             overrides["loop"] = {"cycles": args.cycles}
         if args.device:
             overrides["device"] = args.device
         config = load_loop_config(args.config, overrides=overrides)
+        if args.strategies:
+            config = config.with_strategies(args.strategies)
         records, run_dir = start_run(config, args.out, progress=not args.quiet), args.out
     print(f"{len(records)} cycle records in {run_dir}")
     if not args.no_report and _is_main_process():

@@ -175,3 +175,12 @@ def test_bccd_preset_runs_on_the_committed_bccd_sample(tmp_path):
     for record in last.values():
         assert record.num_labeled == 2 and sorted(record.labeled_ids) == ["BloodImage_00001", "BloodImage_00338"]
         assert set(record.metrics["voc"]["per_class"]) == {"Platelets", "RBC", "WBC"}
+
+
+def test_strategy_filter_keeps_labeled_variants_and_their_options():
+    config = load_loop_config("synthetic-cpu-huale-ablation")
+    chosen = config.with_strategies(["huale-stage1-only", "random"])
+    assert [(s.key, s.name, s.options) for s in chosen.strategies] == [
+        ("huale-stage1-only", "huale", {"pool_multiplier": 1.0}), ("random", "random", {})]
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        config.with_strategies(["nope"])

@@ -7,7 +7,7 @@ the default. ``configs/*.yaml`` hold the presets; ``--config NAME`` finds them b
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,13 @@ class LoopConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_strategies(self, keys: list[str]) -> LoopConfig:
+        """Only these strategies: a key naming one of the config's strategies (its label or
+        name) keeps its options; any other key is a registered strategy with default options."""
+        mine = {spec.key: spec for spec in self.strategies}
+        specs = _strategies([asdict(mine[k]) if k in mine else k for k in keys])
+        return replace(self, strategies=specs).validate()
 
     def validate(self) -> LoopConfig:
         from huale.engine.evaluate import check_metrics
