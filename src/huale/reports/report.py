@@ -26,10 +26,10 @@ def plot_learning_curves(curves: dict[str, dict[int, dict]], title: str) -> byte
         mean = [100 * curve[c]["mean"] for c in cycles]
         std = [100 * curve[c]["std"] for c in cycles]
         style = {"linestyle": "--", "color": "gray"} if strategy == "random" else {}
-        ax.plot(xs, mean, marker="o", label=strategy, **style)
+        (line,) = ax.plot(xs, mean, marker="o", label=strategy, **style)
         ax.fill_between(xs, [m - s for m, s in zip(mean, std, strict=True)],
-                        [m + s for m, s in zip(mean, std, strict=True)], alpha=0.15,
-                        color=style.get("color"))
+                        [m + s for m, s in zip(mean, std, strict=True)], alpha=0.12,
+                        color=line.get_color())
     ax.set_xlabel("labeled images")
     ax.set_ylabel(title)
     ax.grid(alpha=0.3)
