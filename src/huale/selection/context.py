@@ -4,7 +4,9 @@ Always the labeled class counts; on request (``Needs``) the current model's per-
 quality (HUALE / HUA class weights w_c) and the labeled images' pooled features (core-set).
 Class quality comes from the checkpoint when its RoI head tracked it during training (the EMA
 kept by the emphasis losses); otherwise the labeled set is predicted on the original view and
-compared with its ground truth by :func:`huale.strategies.class_quality_from_predictions`.
+compared with its ground truth by :func:`huale.strategies.class_quality_from_predictions`,
+on at most ``QUALITY_IMAGES`` of them (a seeded subset; all of them when the strategy also needs
+the labeled features, as core-set does).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import numpy as np
 from torch import nn
 
 from huale.data.records import DetectionDataset
+from huale.data.splits import sample_ids
 from huale.engine import distributed
 from huale.inference import score_pool
 from huale.predictions import ORIGINAL
 from huale.strategies import Needs, SelectionContext, class_quality_from_predictions
 
 log = logging.getLogger(__name__)
+
+QUALITY_IMAGES = 2000  # labeled images predicted for class quality (per-class means settle well before)
 
 
 def build_selection_context(
@@ -34,10 +39,13 @@ def build_selection_context(
     *,
     seed: int = 0,
     shard_dir: str | Path | None = None,
+    quality_images: int | None = QUALITY_IMAGES,
     **score_options,
 ) -> SelectionContext:
     """The context for a strategy with ``needs``; ``labeled`` None or empty: counts unknown.
 
+    quality_images: predict at most this many labeled images (seeded subset) when only class
+    quality is needed; None: all of them.
     score_options: passed to :func:`huale.inference.score_pool` when the labeled set has to be
     predicted (batch_size, device, amp, workers, progress, shard_size); ``shard_dir`` keeps
     those predictions in shards (resumable).
@@ -63,15 +71,20 @@ def build_selection_context(
         return context
 
     labeled_needs = Needs(views=(ORIGINAL,), features=needs.labeled_features)
+    scored_set = labeled
+    if not needs.labeled_features and quality_images is not None and len(labeled) > quality_images:
+        scored_set = labeled.subset(sample_ids(labeled.ids, count=quality_images, seed=seed))
+        log.info("class quality from a seeded subset of %d of the %d labeled images",
+                 quality_images, len(labeled))
     records = score_pool(
-        model, labeled, labeled_needs, shard_dir=shard_dir, seed=seed, desc="score labeled",
+        model, scored_set, labeled_needs, shard_dir=shard_dir, seed=seed, desc="score labeled",
         **score_options,
     )
     if not distributed.is_main():  # under torchrun the records (and the strategy) are rank 0's
         return context
     if needs.class_quality:
         by_id = {r.image_id: r for r in records}
-        scored = [labeled.record(i) for i in labeled.ids if i in by_id]
+        scored = [scored_set.record(i) for i in scored_set.ids if i in by_id]
         context.class_quality = class_quality_from_predictions(
             [by_id[r.image_id].original for r in scored],
             [{"boxes": r.boxes, "labels": r.labels, "difficult": r.difficult} for r in scored],
