@@ -17,7 +17,6 @@ script resumes.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -26,17 +25,11 @@ from tqdm.auto import tqdm
 
 from huale.data.loading import load_dataset
 from huale.engine.evaluate import evaluate_model
+from huale.engine.loop import train_dir
 from huale.engine.train import MODEL_NAME
 from huale.io import atomic_write_json
 from huale.models.checkpoint import build_from_checkpoint
-from huale.reports.records import CycleRecord, load_records, record_path
-
-
-def model_path(run_dir: Path, record: CycleRecord) -> Path:
-    """The model a cycle record was evaluated with (cycle 0 is shared per seed)."""
-    if record.cycle == 0:
-        return run_dir / "shared" / f"seed{record.seed}" / "cycle0" / MODEL_NAME
-    return run_dir / record.strategy / f"seed{record.seed}" / f"cycle{record.cycle}" / "train" / MODEL_NAME
+from huale.reports.records import load_records, record_path
 
 
 def main() -> None:
@@ -62,7 +55,7 @@ def main() -> None:
         out = record_path(args.out, record.strategy, record.seed, record.cycle)
         if out.is_file():
             continue
-        path = model_path(run_dir, record)
+        path = train_dir(run_dir, record.strategy, record.seed, record.cycle) / MODEL_NAME
         if path not in cache:
             model, class_names = build_from_checkpoint(path)
             if dataset is None:
@@ -71,7 +64,6 @@ def main() -> None:
                                             device="cpu", workers=0, progress=False)
         atomic_write_json(out, asdict(replace(record, metrics=cache[path])))
     print(f"{len(jobs)} records in {args.out}; next: huale report {args.out}")
-    print(json.dumps({"data": args.data, "split": args.split, "runs": [str(r) for r in args.runs]}))
 
 
 if __name__ == "__main__":

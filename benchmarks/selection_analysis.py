@@ -17,20 +17,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from huale.data.loading import load_dataset
+from huale.engine.loop import load_run_config, load_run_datasets
 from huale.reports import load_records
-
-
-def _train_split(run_dir: Path):
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    data = config["data"]
-    sources = data["source"] if isinstance(data["source"], list) else [data["source"]]
-    train = load_dataset(sources[0], data["train_split"])
-    for source in sources[1:]:
-        train = train.concat(load_dataset(source, data["train_split"]))
-    return train
 
 
 def main() -> None:
@@ -39,7 +28,7 @@ def main() -> None:
     parser.add_argument("--metric", default="voc")
     args = parser.parse_args()
 
-    train = _train_split(args.runs[0])
+    train, _ = load_run_datasets(load_run_config(args.runs[0]).data, progress=False)
     by_id = {r.image_id: r for r in train.records}
     names = train.class_names
     pool_share = train.class_counts() / max(1, train.class_counts().sum())

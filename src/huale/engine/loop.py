@@ -39,7 +39,7 @@ from huale.data.splits import sample_ids
 from huale.engine import distributed
 from huale.engine.device import resolve_device
 from huale.engine.evaluate import evaluate_model
-from huale.engine.loop_config import LoopConfig, StrategySpec, config_from_dict
+from huale.engine.loop_config import DataSpec, LoopConfig, StrategySpec, config_from_dict
 from huale.engine.train import MODEL_NAME, train_detector
 from huale.errors import ConfigError
 from huale.io import atomic_write_json, atomic_write_text
@@ -96,20 +96,7 @@ class ActiveLearningLoop:
 
     # ----------------------------------------------------------------- data and models
     def _datasets(self) -> tuple[DetectionDataset, DetectionDataset]:
-        data = self.config.data
-        if data.synthetic is not None:
-            from huale.data.synthetic import ensure_synthetic
-
-            distributed.run_on_main(
-                ensure_synthetic, data.source, progress=self.progress, **data.synthetic
-            )
-        parts = [load_dataset(source, data.train_split) for source in data.train_sources]
-        train = parts[0]
-        for part in parts[1:]:
-            train = train.concat(part)
-        test_source = data.test_source or data.train_sources[0]
-        test = load_dataset(test_source, data.test_split, class_names=train.class_names)
-        return train, test
+        return load_run_datasets(self.config.data, progress=self.progress)
 
     def _build_model(self, num_classes: int, seed: int, init_from: Path | None) -> torch.nn.Module:
         """A fresh detector, or (``reinit: continue``) the previous cycle's model rebuilt from its
@@ -202,9 +189,7 @@ class ActiveLearningLoop:
         return records
 
     def _train_dir(self, spec: StrategySpec, seed: int, cycle: int) -> Path:
-        if cycle == 0:  # same labeled set and seed for every strategy: trained once per seed
-            return self.run_dir / "shared" / f"seed{seed}" / "cycle0"
-        return self.run_dir / spec.key / f"seed{seed}" / f"cycle{cycle}" / "train"
+        return train_dir(self.run_dir, spec.key, seed, cycle)
 
     def _select(self, model, strategy, train: DetectionDataset, labeled: DetectionDataset,
                 seed: int, cycle: int, cycle_dir: Path) -> list[dict]:
@@ -276,12 +261,39 @@ def resume_run(run_dir: str | Path, *, progress: bool = True) -> list[CycleRecor
     """Continue the run in ``run_dir`` from its last finished step, with its stored config."""
     run_dir = Path(run_dir)
     with distributed.main_only(FolderLock(run_dir)):
-        path = run_dir / CONFIG_NAME
-        if not path.is_file():
-            raise ConfigError(f"{run_dir}: no {CONFIG_NAME}, not a huale loop run")
-        values = yaml.safe_load(path.read_text())
-        config = config_from_dict(_stored_to_input(values))
-        return ActiveLearningLoop(config, run_dir, progress=progress).run()
+        return ActiveLearningLoop(load_run_config(run_dir), run_dir, progress=progress).run()
+
+
+def load_run_config(run_dir: str | Path) -> LoopConfig:
+    """The config a run folder was started with (its ``config.yaml``)."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {CONFIG_NAME}, not a huale loop run")
+    return config_from_dict(_stored_to_input(yaml.safe_load(path.read_text())))
+
+
+def load_run_datasets(data: DataSpec, *, progress: bool = True) -> tuple[DetectionDataset, DetectionDataset]:
+    """(pool, test) of a loop config's ``data``: the ``train_split`` of every source concatenated,
+    and the test split; a synthetic source is generated first when absent (on rank 0)."""
+    if data.synthetic is not None:
+        from huale.data.synthetic import ensure_synthetic
+
+        distributed.run_on_main(ensure_synthetic, data.source, progress=progress, **data.synthetic)
+    parts = [load_dataset(source, data.train_split) for source in data.train_sources]
+    train = parts[0]
+    for part in parts[1:]:
+        train = train.concat(part)
+    test_source = data.test_source or data.train_sources[0]
+    test = load_dataset(test_source, data.test_split, class_names=train.class_names)
+    return train, test
+
+
+def train_dir(run_dir: str | Path, strategy: str, seed: int, cycle: int) -> Path:
+    """Where the model of (strategy, seed, cycle) is trained: cycle 0 has the same labeled set
+    and seed for every strategy, so it is trained once per seed under ``shared/``."""
+    if cycle == 0:
+        return Path(run_dir) / "shared" / f"seed{seed}" / "cycle0"
+    return Path(run_dir) / strategy / f"seed{seed}" / f"cycle{cycle}" / "train"
 
 
 def _stored_to_input(values: dict) -> dict:

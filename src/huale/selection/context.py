@@ -28,7 +28,7 @@ from huale.strategies import Needs, SelectionContext, class_quality_from_predict
 
 log = logging.getLogger(__name__)
 
-QUALITY_IMAGES = 2000  # labeled images predicted for class quality (per-class means settle well before)
+QUALITY_IMAGES = 2000  # cap on the labeled images predicted for class quality (an extra pass)
 
 
 def build_selection_context(
