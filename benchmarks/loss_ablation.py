@@ -25,9 +25,9 @@ from huale.data.synthetic import ensure_synthetic
 from huale.engine.evaluate import evaluate_model
 from huale.engine.train import MODEL_NAME, TrainConfig, train_detector
 from huale.io import atomic_write_json
+from huale.losses.config import PRESETS
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import build_detector
-from huale.models.loss_config import PRESETS
 
 
 def main() -> None:

@@ -140,10 +140,10 @@ def machine(device: str) -> str:
 def worker(args: argparse.Namespace) -> int:
     """One process of a torchrun job: time scoring and training, rank 0 writes the result."""
     from huale.data.loading import load_dataset
-    from huale.engine import distributed
     from huale.engine.train import TrainConfig, train_detector
     from huale.inference import score_pool
     from huale.models.checkpoint import build_from_checkpoint
+    from huale.runtime import distributed
     from huale.strategies import build_strategy
 
     distributed.init_from_env()

@@ -40,10 +40,10 @@ from huale.boxes import hflip_boxes
 from huale.data.loading import load_dataset, load_image_folder
 from huale.data.records import collate_detection
 from huale.data.synthetic import generate_synthetic
-from huale.engine.device import autocast, resolve_device
 from huale.inference import score_pool
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import ARCHITECTURES, build_detector
+from huale.runtime.device import autocast, resolve_device
 from huale.strategies import build_strategy
 
 

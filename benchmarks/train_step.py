@@ -17,8 +17,8 @@ import time
 
 import torch
 
+from huale.losses.config import PRESETS
 from huale.models import ARCHITECTURES, build_detector
-from huale.models.loss_config import PRESETS
 
 
 def synthetic_batch(batch_size: int, size: int, num_classes: int, seed: int):

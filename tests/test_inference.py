@@ -12,8 +12,7 @@ from huale.errors import ConfigError
 from huale.inference import ScoringReport, iter_pool_records, score_pool
 from huale.inference.shards import arrays_to_records, records_to_arrays
 from huale.models.detector import build_detector
-from huale.predictions import VIEW_NAMES, Detections
-from huale.strategies.base import Needs
+from huale.predictions import VIEW_NAMES, Detections, Needs
 from tests.conftest import make_tiny_dataset
 
 FIELDS = ("boxes", "labels", "scores", "class_probs", "max_fg_prob", "fpn_level")

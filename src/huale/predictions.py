@@ -80,3 +80,32 @@ class PredictionRecord:
     @property
     def original(self) -> Detections:
         return self.views[ORIGINAL]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What pool scoring must produce for a strategy.
+
+    views: which views to predict (``huale.predictions.VIEW_NAMES``); prenms: keep pre-NMS boxes
+    (above ``prenms_threshold``); features: pooled backbone features; labeled_features: also the
+    features of the labeled images (core-set); class_quality: per-class detection quality of the
+    current model measured on the labeled set (class-difficulty weights).
+    """
+
+    views: tuple[str, ...] = (ORIGINAL,)
+    prenms: bool = False
+    prenms_threshold: float = 0.3
+    features: bool = False
+    labeled_features: bool = False
+    class_quality: bool = False
+
+    def union(self, other: Needs) -> Needs:
+        views = tuple(dict.fromkeys(self.views + other.views))
+        return Needs(
+            views=views,
+            prenms=self.prenms or other.prenms,
+            prenms_threshold=min(self.prenms_threshold, other.prenms_threshold),
+            features=self.features or other.features,
+            labeled_features=self.labeled_features or other.labeled_features,
+            class_quality=self.class_quality or other.class_quality,
+        )

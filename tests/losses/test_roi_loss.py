@@ -6,7 +6,7 @@ from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 
 from huale.losses import huale_roi_losses
-from huale.models.loss_config import LossConfig
+from huale.losses.config import LossConfig
 
 CODER = BoxCoder((10.0, 10.0, 5.0, 5.0))  # torchvision's RoI head weights
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from huale.errors import ConfigError, DataError
+from huale.losses.config import PRESETS, LossConfig
 from huale.models import HualeRoIHeads, build_detector
 from huale.models.checkpoint import build_from_checkpoint, save_checkpoint
-from huale.models.loss_config import PRESETS, LossConfig
 from tests.models.stock import stock_roi_heads
 
 SIZE = 64

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from huale.cli.select import add_parser, run
 from huale.data.coco import write_coco
 from huale.models.checkpoint import save_checkpoint
 from huale.models.detector import build_detector
-from huale.selection.command import add_parser, run
 from tests.conftest import TINY_CLASSES, make_tiny_dataset
 
 

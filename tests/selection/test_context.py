@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from huale.models.detector import build_detector
+from huale.predictions import Needs
 from huale.selection.context import build_selection_context
-from huale.strategies import Needs
 
 
 def test_class_quality_from_the_training_ema_needs_no_extra_pass(tiny_dataset, tmp_path):

@@ -36,8 +36,6 @@ from huale import __version__
 from huale.data.loading import load_dataset
 from huale.data.records import DetectionDataset
 from huale.data.splits import sample_ids
-from huale.engine import distributed
-from huale.engine.device import resolve_device
 from huale.engine.evaluate import evaluate_model
 from huale.engine.loop_config import DataSpec, LoopConfig, StrategySpec, config_from_dict
 from huale.engine.train import MODEL_NAME, train_detector
@@ -47,6 +45,8 @@ from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import build_detector
 from huale.reports.records import CycleRecord, record_path
+from huale.runtime import distributed
+from huale.runtime.device import resolve_device
 from huale.selection.run import select_with_model
 from huale.strategies import build_strategy
 

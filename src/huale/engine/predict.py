@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from huale.data.records import DetectionDataset, collate_detection
-from huale.engine.device import detector_forward, resolve_device, to_host
+from huale.runtime.device import detector_forward, resolve_device, to_host
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ Defaults follow the CALD protocol (method.md §8): 20 epochs, lr 0.0025, momentu
 the first epoch. Every epoch ends with an atomic checkpoint (``checkpoint.pt``) that holds the
 optimizer, AMP scaler and RNG states, so ``resume=True`` continues as if never stopped.
 
-Under ``torchrun`` (:mod:`huale.engine.distributed`) the model is wrapped in
+Under ``torchrun`` (:mod:`huale.runtime.distributed`) the model is wrapped in
 ``DistributedDataParallel``: each process reads its part of every epoch (``DistributedSampler``
 seeded by the config seed and the epoch) in batches of ``batch_size`` images, so the batch is per
 process and the global batch is ``batch_size x processes`` (as in torchvision's references; the
@@ -33,11 +33,11 @@ from tqdm.auto import tqdm
 
 from huale.data.records import DetectionDataset, collate_detection
 from huale.data.transforms import RandomHorizontalFlip
-from huale.engine import distributed
-from huale.engine.device import detector_forward, resolve_device
 from huale.errors import ConfigError, TrainingError
 from huale.io import atomic_write_json
 from huale.models.checkpoint import load_checkpoint, save_checkpoint
+from huale.runtime import distributed
+from huale.runtime.device import detector_forward, resolve_device
 
 log = logging.getLogger(__name__)
 

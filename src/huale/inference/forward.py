@@ -17,10 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from huale.augment import boxes_to_original
-from huale.engine.device import detector_forward, to_host
 from huale.errors import ConfigError
 from huale.inference.views import PoolItem
 from huale.predictions import Detections, PredictionRecord
+from huale.runtime.device import detector_forward, to_host
 
 # Detections field -> model output field, for post-NMS detections and for pre-NMS RoI boxes
 DETECTION_FIELDS = {

@@ -21,15 +21,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from huale.data.records import DetectionDataset
-from huale.engine import distributed
-from huale.engine.device import resolve_device
-from huale.engine.distributed import local_device
 from huale.errors import ConfigError
 from huale.inference.forward import FeatureCapture, predict_items, scoring_mode
 from huale.inference.shards import ShardStore
 from huale.inference.views import PoolViewDataset, collate_pool, view_order
-from huale.predictions import PredictionRecord
-from huale.strategies.base import Needs
+from huale.predictions import Needs, PredictionRecord
+from huale.runtime import distributed
+from huale.runtime.device import resolve_device
+from huale.runtime.distributed import local_device
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ L_syn (only the confidence moves towards it) and in the class-quality statistics
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.detection._utils import BoxCoder
 
+from huale.losses.config import LossConfig
 from huale.losses.emphasis import (
     class_balanced_weights,
     class_difficulty_weights,
@@ -41,9 +41,6 @@ from huale.losses.synchronic import (
     task_contrast_loss,
     varifocal_loss,
 )
-
-if TYPE_CHECKING:  # huale.models imports this module
-    from huale.models.loss_config import LossConfig
 
 
 @dataclass

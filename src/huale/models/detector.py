@@ -37,7 +37,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from huale.errors import CheckpointError, ConfigError
-from huale.models.loss_config import LossConfig
+from huale.losses.config import LossConfig
 from huale.models.postprocess import HualeTransform
 from huale.models.roi_heads import HualeRoIHeads
 
@@ -134,7 +134,7 @@ def build_detector(
     frozen_batchnorm: use FrozenBatchNorm2d in the trunk; default: when weights are loaded
         (torchvision's rule; the v2 ResNet keeps BatchNorm2d). Store it with a checkpoint, since
         it changes the state dict (no ``num_batches_tracked``).
-    loss: the RoI-head training losses: a :class:`~huale.models.loss_config.LossConfig`, a
+    loss: the RoI-head training losses: a :class:`~huale.losses.config.LossConfig`, a
         preset name (``"torchvision"`` (default), ``"+eiou"``, ``"+emphasis"``,
         ``"+synchronic"``, ``"full"``) or its dict (``{"preset": "full", ...overrides}``).
     kwargs: passed to ``FasterRCNN`` (``box_score_thresh``, ``box_detections_per_img``,

@@ -3,7 +3,7 @@
 Train mode: the same RoI sampling as torchvision's ``RoIHeads``; the losses are computed by one
 overridable method, :meth:`HualeRoIHeads.compute_losses`, which also receives the sampled
 proposals and their matched ground-truth boxes. Which losses is set by a
-:class:`~huale.models.loss_config.LossConfig`: the default (preset ``torchvision``) is
+:class:`~huale.losses.config.LossConfig`: the default (preset ``torchvision``) is
 torchvision's ``fastrcnn_loss``, bitwise; the other presets compute the HUALE loss of
 :func:`huale.losses.roi.huale_roi_losses` (IoU-family box term, emphasis weights, synchronic
 term). The head can keep ``class_quality`` (C,), a buffer with the EMA of PPAL class quality
@@ -23,9 +23,9 @@ from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import MultiScaleRoIAlign
 
 from huale.errors import ConfigError, DataError
+from huale.losses.config import LossConfig
 from huale.losses.emphasis import matched_gt_emphasis, update_class_quality
 from huale.losses.roi import huale_roi_losses, positive_rois
-from huale.models.loss_config import LossConfig
 from huale.models.postprocess import batched_detections
 
 

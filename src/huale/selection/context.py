@@ -21,9 +21,9 @@ from torch import nn
 
 from huale.data.records import DetectionDataset
 from huale.data.splits import sample_ids
-from huale.engine import distributed
 from huale.inference import score_pool
 from huale.predictions import ORIGINAL
+from huale.runtime import distributed
 from huale.strategies import Needs, SelectionContext, class_quality_from_predictions
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ quality for HUALE's class weights, core-set features), select, and write the exp
 :func:`select_with_model` / :func:`score_and_select` are the same scoring-and-selection core for
 library callers (the active-learning loop) that already hold a model and datasets.
 
-Under ``torchrun`` (:mod:`huale.engine.distributed`) every process scores its share of the pool
+Under ``torchrun`` (:mod:`huale.runtime.distributed`) every process scores its share of the pool
 and rank 0 gathers the records in pool order, so the strategy sees exactly what a single process
 would; rank 0 selects and writes, and every process returns the selection.
 
@@ -32,12 +32,12 @@ from torch import nn
 
 from huale import __version__
 from huale.data.records import DetectionDataset
-from huale.engine import distributed
 from huale.errors import ConfigError, DataError
 from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
+from huale.runtime import distributed
 from huale.selection import export
 from huale.selection.context import build_selection_context
 from huale.selection.pool import (

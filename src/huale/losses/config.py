@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from huale.errors import ConfigError
+from huale.losses.iou import BOX_IOU_LOSSES
 
-BOX_IOU_LOSS_NAMES = ("efficient", "focal_efficient", "extended", "siou", "giou", "diou", "ciou")
+# derived from the loss table: a new IoU loss is named once, in huale.losses.iou
+BOX_IOU_LOSS_NAMES = tuple(BOX_IOU_LOSSES)
 EMPHASIS_KINDS = ("none", "class_difficulty", "focal", "class_balanced", "selection")
 SYNCHRONIC_KINDS = ("none", "task_contrast", "varifocal")
 BOX_NORMALIZERS = ("sampled", "positives")

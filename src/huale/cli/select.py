@@ -1,13 +1,11 @@
-"""The ``huale select`` subcommand: options -> :class:`SelectConfig` -> :func:`run_selection`.
-
-The main CLI registers it with :func:`add_parser` and dispatches to :func:`run`.
-"""
+"""``huale select``: options -> :class:`~huale.selection.run.SelectConfig` -> ``run_selection``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from huale.cli.common import Formatter
 from huale.selection.run import BUDGET_UNITS, SelectConfig, run_selection
 
 HELP = "Pick the next images to label from an unlabeled pool with a trained checkpoint."
@@ -30,10 +28,6 @@ value="$image"/> and <RectangleLabels name="label" toName="image"> holding the c
 """
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``select`` on an ``argparse`` subparsers object; returns its parser."""
     from huale.strategies import available_strategies, format_strategy_help
@@ -43,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=HELP,
         description=HELP,
         epilog=EXAMPLES + "\nstrategies and their options (defaults):\n" + format_strategy_help(),
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="huale checkpoint (model.pt)")
     p.add_argument("--pool", type=Path, required=True,

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from huale.errors import ConfigError
-from huale.models.loss_config import PRESETS, LossConfig
+from huale.losses.config import PRESETS, LossConfig
 
 
 def test_default_is_torchvision_and_presets_turn_on_their_terms():

@@ -2,9 +2,9 @@ import argparse
 
 import pytest
 
-from huale.engine.train_options import add_loss_options, loss_config_from_args, parse_loss_options
+from huale.cli.loss_options import add_loss_options, loss_config_from_args, parse_loss_options
 from huale.errors import ConfigError
-from huale.models.loss_config import LossConfig
+from huale.losses.config import LossConfig
 
 
 def _parse(*argv):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from huale.errors import ConfigError
-from huale.models.loss_config import PRESETS, LossConfig, loss_field_types
+from huale.losses.config import PRESETS, LossConfig, loss_field_types
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -41,7 +41,7 @@ def add_loss_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override one loss setting, e.g. box_iou_loss=extended, box_iou_weight=2, "
-        "emphasis=focal, synchronic_weight=0.5 (repeatable; see huale.models.loss_config)",
+        "emphasis=focal, synchronic_weight=0.5 (repeatable; see huale.losses.config)",
     )
 
 

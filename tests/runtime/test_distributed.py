@@ -122,7 +122,7 @@ def test_two_processes_select_exactly_what_one_process_selects(workspace):
 def test_a_rank_that_raises_ends_the_job(workspace):
     root, _, _ = workspace
     code, _, err, seconds = _torchrun(
-        "raise", *_select_args(root, root / "select-raise"), module="tests.engine.test_distributed"
+        "raise", *_select_args(root, root / "select-raise"), module="tests.runtime.test_distributed"
     )
     assert code != 0 and seconds < STARTUP_S
     assert "injected failure on rank 1" in err
@@ -132,7 +132,7 @@ def test_a_hanging_rank_times_out_the_others(workspace):
     root, _, _ = workspace
     # rank 1 sleeps an hour inside scoring; rank 0 waits for its records 3 s only
     code, _, err, seconds = _torchrun(
-        "hang", *_select_args(root, root / "select-hang"), module="tests.engine.test_distributed",
+        "hang", *_select_args(root, root / "select-hang"), module="tests.runtime.test_distributed",
         HUALE_DIST_TIMEOUT_MIN="0.05",
     )
     assert code != 0 and seconds < STARTUP_S
@@ -146,7 +146,7 @@ def test_a_nan_loss_on_one_rank_stops_every_rank(workspace):
         "nan", "train", "--data", str(root / "data"), "--out", str(root / "train-nan"),
         "--arch", "small", "--min-size", "64", "--max-size", "64", "--epochs", "1",
         "--batch-size", "2", "--device", "cpu", "--workers", "0",
-        module="tests.engine.test_distributed",
+        module="tests.runtime.test_distributed",
     )
     assert code != 0 and seconds < STARTUP_S
     # both processes stop with the documented error; rank 0 reports the one rank 1 met
@@ -156,7 +156,7 @@ def test_a_nan_loss_on_one_rank_stops_every_rank(workspace):
 
 
 def test_single_process_helpers_answer_as_rank_0_of_1(monkeypatch):
-    from huale.engine import distributed
+    from huale.runtime import distributed
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert not distributed.init_from_env()  # not launched by torchrun: nothing to join
@@ -171,8 +171,8 @@ def test_single_process_helpers_answer_as_rank_0_of_1(monkeypatch):
 
 
 def test_timeout_comes_from_the_environment(monkeypatch):
-    from huale.engine import distributed
     from huale.errors import ConfigError
+    from huale.runtime import distributed
 
     monkeypatch.delenv("HUALE_DIST_TIMEOUT_MIN", raising=False)
     assert distributed.timeout().total_seconds() == 30 * 60
@@ -185,8 +185,8 @@ def test_timeout_comes_from_the_environment(monkeypatch):
 
 
 def test_an_error_relayed_from_rank_0_keeps_its_type_and_message():
-    from huale.engine.distributed import _relayed, describe_error
     from huale.errors import DataError
+    from huale.runtime.distributed import _relayed, describe_error
 
     class Local(Exception):  # not importable by another process: becomes a RuntimeError
         pass

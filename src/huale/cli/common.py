@@ -1,0 +1,92 @@
+"""Pieces shared by the subcommands: the help formatter, device/model/training option groups."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default and keeps the examples' line breaks."""
+
+
+def add_command_parser(sub, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand parser whose description is ``help`` and whose epilog lists ``examples``."""
+    return sub.add_parser(
+        name, help=help, description=help, epilog="examples:\n" + examples, formatter_class=Formatter
+    )
+
+
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (CUDA if available)")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="disable mixed precision on CUDA")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    from huale.models.detector import ARCHITECTURES
+
+    p.add_argument("--arch", default="small", choices=ARCHITECTURES, help="detector architecture")
+    p.add_argument("--weights", help="detector weights: a local file, or a torchvision name (downloads)")
+    p.add_argument("--backbone-weights", help="ImageNet backbone weights: a local file or a torchvision name")
+    p.add_argument("--min-size", type=int, help="resize shorter side to this (default: the arch's)")
+    p.add_argument("--max-size", type=int, help="cap on the longer side (default: the arch's)")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    from huale.engine.train import TrainConfig
+
+    d = TrainConfig()
+    g = p.add_argument_group("training (defaults: CALD protocol)")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--momentum", type=float, default=d.momentum)
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--lr-steps", type=int, nargs="*", default=list(d.lr_steps), help="epochs where lr x0.1")
+    g.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="images per step and per process (torchrun: the global batch is N x this)")
+    g.add_argument("--warmup-iters", type=int, default=d.warmup_iters)
+    g.add_argument("--hflip-prob", type=float, default=d.hflip_prob)
+    g.add_argument("--grad-clip-norm", type=float, default=d.grad_clip_norm,
+                   help="clip the gradient norm to this (default: no clipping)")
+    g.add_argument("--seed", type=int, default=d.seed)
+
+
+def train_config(args: argparse.Namespace):
+    """The :class:`~huale.engine.train.TrainConfig` of the training options."""
+    from huale.engine.train import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        lr_steps=tuple(args.lr_steps),
+        batch_size=args.batch_size,
+        warmup_iters=args.warmup_iters,
+        hflip_prob=args.hflip_prob,
+        workers=args.workers,
+        amp=args.amp,
+        grad_clip_norm=args.grad_clip_norm,
+        seed=args.seed,
+    )
+
+
+def print_results(results: dict[str, dict], as_json: bool) -> None:
+    """Print per-metric AP results as tables, or as one JSON object."""
+    from huale.evaluation import format_ap_table
+
+    if as_json:
+        flat = results[next(iter(results))] if len(results) == 1 else results
+        print(json.dumps(flat, indent=2, sort_keys=True))
+        return
+    for metric, result in results.items():
+        print(f"== {metric} ==")
+        print(format_ap_table(result))
+
+
+def is_main_process() -> bool:
+    """True outside torchrun, and on rank 0 under it."""
+    from huale.runtime import distributed
+
+    return distributed.is_main()

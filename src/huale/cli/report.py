@@ -1,0 +1,29 @@
+"""``huale report``: learning curves and tables from loop run folders (:mod:`huale.reports`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from huale.cli.common import add_command_parser
+
+HELP = "Learning curves (PNG) and tables (markdown) from one or more loop run folders."
+EXAMPLES = "  huale report runs/synth\n  huale report runs/a runs/b --out reports/ab --metric coco\n"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = add_command_parser(sub, "report", HELP, EXAMPLES)
+    p.add_argument("runs", nargs="+", type=Path, help="run folders written by huale loop")
+    p.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
+    p.add_argument("--metric", default="voc", choices=["voc", "voc07", "coco"])
+    p.add_argument("--baseline", default="random", help="strategy the gains are measured against")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from huale.reports import write_report
+
+    paths = write_report(args.runs, args.out, metric=args.metric, baseline=args.baseline)
+    print(paths["markdown"].read_text())
+    print(f"learning curve: {paths['png']}")
+    return 0

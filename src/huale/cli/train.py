@@ -1,0 +1,86 @@
+"""``huale train``: train a detector on VOC, COCO, YOLO or synthetic data (:mod:`huale.engine.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from huale.cli.common import (
+    add_command_parser,
+    add_device_options,
+    add_model_options,
+    add_train_options,
+    is_main_process,
+    print_results,
+    train_config,
+)
+from huale.cli.loss_options import add_loss_options, loss_config_from_args
+
+log = logging.getLogger("huale")
+
+HELP = "Train a Faster R-CNN detector on VOC, COCO or YOLO data."
+EXAMPLES = (
+    "  huale train --data data/synth --out runs/synth --arch small\n"
+    "  huale train --data VOCdevkit/VOC2007 --split trainval --out runs/voc \\\n"
+    "      --arch fasterrcnn_resnet50_fpn --backbone-weights resnet50-0676ba61.pth\n"
+    "  huale train --data coco/annotations/instances_train2017.json --out runs/coco --resume\n"
+    "  huale train --data data.yaml --fraction 0.1 --out runs/yolo10 --eval-data data.yaml --eval-split val\n"
+    "  huale train --data data/synth --out runs/full --loss full --loss-option box_iou_loss=extended\n"
+)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = add_command_parser(sub, "train", HELP, EXAMPLES)
+    p.add_argument("--data", required=True, help="VOC folder, COCO .json, YOLO data.yaml, or synthetic folder")
+    p.add_argument("--split", default="train", help="split to train on (VOC/YOLO/synthetic)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, history)")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--fraction", type=float, help="train on a seeded random fraction of the split")
+    sel.add_argument("--num-images", type=int, help="train on a seeded random subset of this size")
+    p.add_argument("--eval-data", help="evaluate after training on this data (default: none)")
+    p.add_argument("--eval-split", default="test")
+    p.add_argument("--metric", nargs="+", default=["voc"], choices=["voc", "voc07", "coco"])
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add_model_options(p)
+    add_train_options(p)
+    add_loss_options(p)
+    add_device_options(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from huale.data.loading import load_dataset
+    from huale.data.splits import sample_ids
+    from huale.engine.evaluate import evaluate_model
+    from huale.engine.train import train_detector
+    from huale.models.detector import build_detector
+
+    config = train_config(args)
+    dataset = load_dataset(args.data, args.split)
+    if args.fraction is not None or args.num_images is not None:
+        ids = sample_ids(dataset.ids, fraction=args.fraction, count=args.num_images, seed=args.seed)
+        dataset = dataset.subset(ids)
+    log.info("training on %d images, %d classes: %s", len(dataset), dataset.num_classes, dataset.class_names)
+    size_kwargs = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size)) if v}
+    torch.manual_seed(args.seed)
+    loss = loss_config_from_args(args, class_counts=dataset.class_counts().tolist())
+    model = build_detector(
+        args.arch, dataset.num_classes, weights=args.weights, backbone_weights=args.backbone_weights,
+        loss=loss, **size_kwargs,
+    )
+    result = train_detector(
+        model, dataset, config, out_dir=args.out, resume=args.resume,
+        device=args.device, progress=not args.quiet,
+    )
+    print(f"trained {result.epochs_run} epochs in {result.seconds:.0f}s -> {result.model_path}")
+    if args.eval_data and is_main_process():  # under torchrun, rank 0 evaluates
+        eval_set = load_dataset(args.eval_data, args.eval_split, class_names=dataset.class_names)
+        results, _ = evaluate_model(
+            model, eval_set, args.metric, device=args.device, amp=args.amp, workers=args.workers,
+            progress=not args.quiet,
+        )
+        print_results(results, as_json=False)
+    return 0
