@@ -23,6 +23,7 @@ N-process job uses N times the cores of the 1-process one; on GPUs each process 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import platform
@@ -141,7 +142,7 @@ def worker(args: argparse.Namespace) -> int:
     """One process of a torchrun job: time scoring and training, rank 0 writes the result."""
     from huale.data.loading import load_dataset
     from huale.engine.train import TrainConfig, train_detector
-    from huale.inference import score_pool
+    from huale.inference import ScoringRequest, score_pool
     from huale.models.checkpoint import build_from_checkpoint
     from huale.runtime import distributed
     from huale.strategies import build_strategy
@@ -154,14 +155,14 @@ def worker(args: argparse.Namespace) -> int:
     pool = load_dataset(work / "data", "test", class_names=class_names)
     train = load_dataset(work / "data", "train", class_names=class_names)
     needs = build_strategy(args.strategy).needs
-    options = dict(batch_size=args.batch_size, device=device, amp=args.amp,
-                   workers=args.workers, progress=False, shard_size=args.shard_size)
+    request = ScoringRequest(batch_size=args.batch_size, device=device, amp=args.amp,
+                             workers=args.workers, progress=False, shard_size=args.shard_size)
 
     score_pool(model, pool.subset(pool.ids[: args.batch_size * world]), needs,
-               **{**options, "shard_size": args.batch_size})  # warm-up
+               replace(request, shard_size=args.batch_size))  # warm-up
     distributed.barrier()
     started = time.perf_counter()
-    records = score_pool(model, pool, needs, **options)
+    records = score_pool(model, pool, needs, request)
     distributed.barrier()
     scoring_seconds = time.perf_counter() - started
 

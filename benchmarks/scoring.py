@@ -40,7 +40,7 @@ from huale.boxes import hflip_boxes
 from huale.data.loading import load_dataset, load_image_folder
 from huale.data.records import collate_detection
 from huale.data.synthetic import generate_synthetic
-from huale.inference import score_pool
+from huale.inference import ScoringRequest, score_pool
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import ARCHITECTURES, build_detector
 from huale.runtime.device import autocast, resolve_device
@@ -145,8 +145,9 @@ def run_stock(stock, dataset, args, device, *, flip: bool) -> int:
 
 
 def run_huale(model, dataset, needs, args, device) -> int:
-    records = score_pool(model, dataset, needs, batch_size=args.batch_size, device=device,
-                         amp=args.amp, workers=args.workers, progress=False, seed=args.seed)
+    request = ScoringRequest(batch_size=args.batch_size, device=device, amp=args.amp,
+                             workers=args.workers, progress=False)
+    records = score_pool(model, dataset, needs, request, seed=args.seed)
     return sum(len(d) for r in records for d in r.views.values())
 
 

@@ -9,7 +9,7 @@ from huale.boxes import hflip_boxes
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.engine.predict import predict
 from huale.errors import ConfigError
-from huale.inference import ScoringReport, iter_pool_records, score_pool
+from huale.inference import ScoringReport, ScoringRequest, iter_pool_records, score_pool
 from huale.inference.shards import arrays_to_records, records_to_arrays
 from huale.models.detector import build_detector
 from huale.predictions import VIEW_NAMES, Detections, Needs
@@ -39,7 +39,10 @@ def pool(tmp_path):
 
 
 def _score(model, dataset, needs, **kwargs):
-    return score_pool(model, dataset, needs, device="cpu", progress=False, **kwargs)
+    """score_pool on the CPU; ScoringRequest fields among ``kwargs`` go into the request."""
+    fields = {k: kwargs.pop(k) for k in ("batch_size", "shard_size") if k in kwargs}
+    request = ScoringRequest(device="cpu", progress=False, **fields)
+    return score_pool(model, dataset, needs, request, **kwargs)
 
 
 def _assert_same(a: Detections, b: Detections, atol=1e-5):
@@ -109,7 +112,8 @@ def test_records_are_compact_numpy_and_streamed(model, pool):
     hook = model.register_forward_hook(lambda module, inputs, output: passes.append(len(inputs[0])))
     try:
         stream = iter_pool_records(
-            model, pool, Needs(views=("orig", "flip")), batch_size=2, device="cpu", progress=False
+            model, pool, Needs(views=("orig", "flip")),
+            ScoringRequest(batch_size=2, device="cpu", progress=False),
         )
         first = next(stream)
         assert passes == [4]  # one pass over 2 images x 2 views; the rest not run yet

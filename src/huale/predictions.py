@@ -53,12 +53,84 @@ class Detections:
             fpn_level=np.zeros((0,), np.int64),
         )
 
+    @classmethod
+    def build(
+        cls,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        scores: np.ndarray,
+        num_classes: int,
+        *,
+        class_probs: np.ndarray | None = None,
+        max_fg_prob: np.ndarray | None = None,
+        fpn_level: np.ndarray | None = None,
+    ) -> Detections:
+        """Detections of a detector that may lack some fields, with the documented stand-ins:
+
+        class_probs None: :func:`score_posterior` (the score on the label, the rest on the
+        background); max_fg_prob None: the largest foreground posterior; fpn_level None:
+        :func:`fpn_level_from_boxes`. Arrays are copied to the record dtypes.
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        scores = np.asarray(scores, np.float32).reshape(-1)
+        if class_probs is None:
+            class_probs = score_posterior(labels, scores, num_classes)
+        class_probs = np.asarray(class_probs, np.float32).reshape(-1, num_classes + 1)
+        if max_fg_prob is None:
+            max_fg_prob = class_probs[:, 1:].max(axis=1) if len(labels) else np.zeros(0)
+        if fpn_level is None:
+            fpn_level = fpn_level_from_boxes(boxes)
+        return cls(
+            boxes=np.array(boxes, np.float32),
+            labels=np.array(labels, np.int64),
+            scores=np.array(scores, np.float32),
+            class_probs=np.array(class_probs, np.float32),
+            max_fg_prob=np.array(max_fg_prob, np.float32).reshape(-1),
+            fpn_level=np.array(fpn_level, np.int64).reshape(-1),
+        )
+
     def select(self, keep: np.ndarray) -> Detections:
         """The detections at boolean mask or index array ``keep``."""
         return Detections(
             self.boxes[keep], self.labels[keep], self.scores[keep], self.class_probs[keep],
             self.max_fg_prob[keep], self.fpn_level[keep],
         )
+
+
+# Stand-ins for what a detector cannot give (docs/method.md, "Detectors other than huale's").
+# The FPN rule of Lin et al. (FPN, eq. 1) as torchvision's LevelMapper applies it (its eps too)
+FPN_CANONICAL_LEVEL = 4
+FPN_CANONICAL_SIZE = 224.0
+FPN_LEVEL_RANGE = (2, 5)
+_FPN_EPS = 1e-6
+
+
+def fpn_level_from_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Stand-in scale level of boxes (K, 4) xyxy: k = floor(4 + log2(sqrt(wh) / 224)) clamped
+    to [2, 5], as a ResNet-50-FPN Faster R-CNN would pool a box of that size. (K,) int64."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    with np.errstate(divide="ignore"):
+        level = np.floor(
+            FPN_CANONICAL_LEVEL + np.log2(np.sqrt(area) / FPN_CANONICAL_SIZE) + _FPN_EPS
+        )
+    low, high = FPN_LEVEL_RANGE
+    return np.clip(np.nan_to_num(level, neginf=low), low, high).astype(np.int64)
+
+
+def score_posterior(labels: np.ndarray, scores: np.ndarray, num_classes: int) -> np.ndarray:
+    """Stand-in class posterior of detections that carry only a score: (K, C+1) float32 with
+    the score s on the detection's label, 1 - s on the background (column 0), 0 elsewhere.
+
+    Its normalised entropy is the binary entropy of s over log(C+1) (the entropy fallback)."""
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    scores = np.clip(np.asarray(scores, np.float32).reshape(-1), 0.0, 1.0)
+    probs = np.zeros((labels.shape[0], num_classes + 1), np.float32)
+    rows = np.arange(labels.shape[0])
+    probs[rows, 0] = 1.0 - scores
+    probs[rows, labels] = scores
+    return probs
 
 
 @dataclass

@@ -1,9 +1,12 @@
 import numpy as np
 import torch
 
+from huale.inference import ScoringRequest
 from huale.models.detector import build_detector
 from huale.predictions import Needs
 from huale.selection.context import build_selection_context
+
+CPU = ScoringRequest(device="cpu", progress=False)
 
 
 def test_class_quality_from_the_training_ema_needs_no_extra_pass(tiny_dataset, tmp_path):
@@ -11,7 +14,7 @@ def test_class_quality_from_the_training_ema_needs_no_extra_pass(tiny_dataset, t
     model.roi_heads.class_quality.copy_(torch.tensor([0.25, 0.75]))
     context = build_selection_context(
         model, tiny_dataset, Needs(class_quality=True), tiny_dataset.class_names,
-        shard_dir=tmp_path / "labeled", device="cpu", progress=False,
+        CPU, shard_dir=tmp_path / "labeled",
     )
     np.testing.assert_allclose(context.class_quality, [0.25, 0.75])
     assert not (tmp_path / "labeled").exists()  # the labeled set was not predicted
@@ -23,7 +26,7 @@ def test_class_quality_is_measured_when_the_head_does_not_track_it(tiny_dataset,
     model = build_detector("small", 2, min_size=64, max_size=64)
     context = build_selection_context(
         model, tiny_dataset, Needs(class_quality=True), tiny_dataset.class_names,
-        shard_dir=tmp_path / "labeled", device="cpu", progress=False,
+        CPU, shard_dir=tmp_path / "labeled",
     )
     assert context.class_quality.shape == (2,)
     assert ((context.class_quality >= 0) & (context.class_quality <= 1)).all()
@@ -43,7 +46,7 @@ def test_class_quality_predicts_a_seeded_subset_of_a_large_labeled_set(tiny_data
     monkeypatch.setattr(context_module, "score_pool", spy)
     torch.manual_seed(0)
     model = build_detector("small", 2, min_size=64, max_size=64)
-    options = dict(device="cpu", progress=False, quality_images=2)
+    options = dict(request=CPU, quality_images=2)
     for seed in (0, 0, 1):
         context = build_selection_context(model, tiny_dataset, Needs(class_quality=True),
                                           tiny_dataset.class_names, seed=seed, **options)

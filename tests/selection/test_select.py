@@ -10,6 +10,7 @@ from huale.data.coco import read_coco
 from huale.data.loading import load_image_folder
 from huale.data.synthetic import generate_synthetic
 from huale.errors import ConfigError, DataError
+from huale.inference import ScoringRequest
 from huale.models.checkpoint import build_from_checkpoint
 from huale.selection import SelectConfig, run_selection
 from huale.selection.export import (
@@ -199,7 +200,7 @@ def test_select_with_model_for_library_callers(workspace):
     model, names = build_from_checkpoint(workspace / "model.pt")
     labeled = read_coco(workspace / "labeled.json")
     folder = load_image_folder(workspace / "images", class_names=names)
-    options = {"device": "cpu", "workers": 0, "progress": False}
+    options = {"request": ScoringRequest(device="cpu", workers=0, progress=False)}
     with pytest.raises(ConfigError, match="holds labeled images"):
         select_with_model(model, folder, labeled, build_strategy("entropy"), 1, **options)
     pool = folder.subset([i for i in folder.ids if i not in LABELED])

@@ -29,3 +29,15 @@ def read_list_file(path: str | Path, *, what: str = "list file") -> list[str]:
         raise DataError(path, f"{what} not found")
     lines = (line.strip() for line in read_text_lines(path))
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """Object class names, one per line in label order (label 1 first, background NOT listed):
+    a ``classes.txt`` as torchvision and YOLO users keep them. Blank and ``#`` lines skipped."""
+    names = read_list_file(path, what="class names file")
+    if not names:
+        raise DataError(path, "no class names (one per line, background not listed)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(path, f"class name(s) listed twice: {', '.join(repeated)}")
+    return names

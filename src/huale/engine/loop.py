@@ -40,6 +40,8 @@ from huale.engine.evaluate import evaluate_model
 from huale.engine.loop_config import DataSpec, LoopConfig, StrategySpec, config_from_dict
 from huale.engine.train import MODEL_NAME, train_detector
 from huale.errors import ConfigError
+from huale.inference import ScoringRequest
+from huale.inference.adapters import adapter_class
 from huale.io import atomic_write_json, atomic_write_text
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint
@@ -204,10 +206,12 @@ class ActiveLearningLoop:
             return []
         budget = min(config.loop.budget, len(pool_ids))
         scoring = config.scoring
+        detector = adapter_class(scoring.detector).from_model(model, train.class_names)
+        request = ScoringRequest(batch_size=scoring.batch_size, device=self.device,
+                                 amp=scoring.amp, workers=scoring.workers, progress=self.progress)
         selection = select_with_model(
-            model, train.subset(pool_ids), labeled, strategy, budget, seed=_cycle_seed(seed, cycle),
-            shard_dir=cycle_dir / "scoring", batch_size=scoring.batch_size, device=self.device,
-            amp=scoring.amp, workers=scoring.workers, progress=self.progress,
+            detector, train.subset(pool_ids), labeled, strategy, budget, request,
+            seed=_cycle_seed(seed, cycle), shard_dir=cycle_dir / "scoring",
         )
         by_id = {s.image_id: s for s in selection.ranked}
         chosen = [

@@ -15,6 +15,7 @@ import yaml
 
 from huale.engine.train import TrainConfig
 from huale.errors import ConfigError
+from huale.inference.adapters import DEFAULT_DETECTOR, adapter_class, check_needs
 
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 REINIT_MODES = ("scratch", "continue")
@@ -108,9 +109,13 @@ class StrategySpec:
 
 @dataclass
 class ScoringSpec:
+    """How cycles score the pool. detector: the adapter that turns the cycle's trained model
+    into prediction records (``huale.inference.adapters.DETECTORS``; one the loop can train)."""
+
     batch_size: int = 8
     workers: int = 0
     amp: bool = True
+    detector: str = DEFAULT_DETECTOR
 
 
 @dataclass
@@ -169,8 +174,16 @@ class LoopConfig:
         if problems:
             raise ConfigError("invalid loop config: " + "; ".join(problems))
         check_metrics(self.metrics)
+        detector = adapter_class(self.scoring.detector)
+        if not detector.trained_by_loop:
+            raise ConfigError(
+                f"scoring.detector {self.scoring.detector!r}: the loop trains torchvision "
+                f"detectors (model.arch) and cannot train a {detector.name} model; score a "
+                "team's own model with huale select"
+            )
         for spec in self.strategies:
-            build_strategy(spec.name, **spec.options)  # unknown names/options fail now, not at cycle 1
+            # unknown names/options, and needs the detector cannot give, fail now, not at cycle 1
+            check_needs(spec.name, build_strategy(spec.name, **spec.options).needs, detector)
         return self
 
 

@@ -98,7 +98,7 @@ SMALL_SAMPLING_RATIO = 1
 # file keys that never need a counterpart on the other side
 _COUNTER_SUFFIX = "num_batches_tracked"
 _PREDICTOR_PREFIX = "roi_heads.box_predictor."
-_CLASS_QUALITY = "roi_heads.class_quality"  # training statistic, absent from plain weights
+CLASS_QUALITY_KEY = "roi_heads.class_quality"  # training statistic, absent from plain weights
 _CLASSIFIER_PREFIXES = ("fc.", "classifier.")
 _WEIGHTS_NAME = re.compile(r"([A-Za-z0-9_]+_Weights\.)?[A-Z][A-Z0-9_]*")
 
@@ -177,7 +177,7 @@ def build_detector(
 
     if weights is not None:
         state, source = _resolve_weights(weights, arch)
-        load_matching_state(model, state, source, optional=(_PREDICTOR_PREFIX, _CLASS_QUALITY))
+        load_matching_state(model, state, source, optional=(_PREDICTOR_PREFIX, CLASS_QUALITY_KEY))
         if source == f"torchvision {_R50_COCO_V1}":
             _zero_frozen_bn_eps(model)  # as torchvision does for these weights
     # everything needed to rebuild the same modules without the weight files (for checkpoints)

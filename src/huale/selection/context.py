@@ -21,7 +21,7 @@ from torch import nn
 
 from huale.data.records import DetectionDataset
 from huale.data.splits import sample_ids
-from huale.inference import score_pool
+from huale.inference import DetectorAdapter, ScoringRequest, as_adapter, score_pool
 from huale.predictions import ORIGINAL
 from huale.runtime import distributed
 from huale.strategies import Needs, SelectionContext, class_quality_from_predictions
@@ -32,24 +32,24 @@ QUALITY_IMAGES = 2000  # cap on the labeled images predicted for class quality (
 
 
 def build_selection_context(
-    model: nn.Module,
+    detector: DetectorAdapter | nn.Module,
     labeled: DetectionDataset | None,
     needs: Needs,
     class_names: Sequence[str],
+    request: ScoringRequest | None = None,
     *,
     seed: int = 0,
     shard_dir: str | Path | None = None,
     quality_images: int | None = QUALITY_IMAGES,
-    **score_options,
 ) -> SelectionContext:
     """The context for a strategy with ``needs``; ``labeled`` None or empty: counts unknown.
 
-    quality_images: predict at most this many labeled images (seeded subset) when only class
-    quality is needed; None: all of them.
-    score_options: passed to :func:`huale.inference.score_pool` when the labeled set has to be
-    predicted (batch_size, device, amp, workers, progress, shard_size); ``shard_dir`` keeps
-    those predictions in shards (resumable).
+    detector: the pool's detector (a huale torch detector or any adapter); request: how to
+    score the labeled set when it has to be predicted (:func:`huale.inference.score_pool`),
+    ``shard_dir`` keeping those predictions in shards (resumable). quality_images: predict at
+    most this many labeled images (seeded subset) when only class quality is needed; None: all.
     """
+    adapter = as_adapter(detector)
     context = SelectionContext(
         num_classes=len(class_names), class_names=list(class_names), seed=seed
     )
@@ -59,11 +59,11 @@ def build_selection_context(
         return context
     context.labeled_class_counts = labeled.class_counts()
     context.num_labeled_images = len(labeled)
-    tracked = getattr(getattr(model, "roi_heads", None), "class_quality", None)
-    if needs.class_quality and tracked is not None:
+    tracked = adapter.tracked_class_quality() if needs.class_quality else None
+    if tracked is not None:
         # trained with a class-tracking loss: the EMA of p^0.6 IoU^0.4 over positive RoIs
         # (PPAL's own definition, method.md §4.2/§9.2) costs nothing and needs no extra pass
-        context.class_quality = tracked.detach().cpu().double().numpy()
+        context.class_quality = tracked
         log.info("class quality from the checkpoint's training EMA: %s",
                  np.round(context.class_quality, 3).tolist())
         needs = replace(needs, class_quality=False)
@@ -77,8 +77,8 @@ def build_selection_context(
         log.info("class quality from a seeded subset of %d of the %d labeled images",
                  quality_images, len(labeled))
     records = score_pool(
-        model, scored_set, labeled_needs, shard_dir=shard_dir, seed=seed, desc="score labeled",
-        **score_options,
+        adapter, scored_set, labeled_needs, request, shard_dir=shard_dir, seed=seed,
+        desc="score labeled",
     )
     if not distributed.is_main():  # under torchrun the records (and the strategy) are rank 0's
         return context

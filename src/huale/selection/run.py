@@ -33,9 +33,17 @@ from torch import nn
 from huale import __version__
 from huale.data.records import DetectionDataset
 from huale.errors import ConfigError, DataError
-from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
+from huale.inference import (
+    DEFAULT_SHARD_SIZE,
+    DetectorAdapter,
+    ScoringReport,
+    ScoringRequest,
+    as_adapter,
+    load_detector,
+    score_pool,
+)
+from huale.inference.adapters import DEFAULT_DETECTOR, check_needs
 from huale.locking import FolderLock
-from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
 from huale.runtime import distributed
 from huale.selection import export
@@ -81,6 +89,13 @@ class SelectConfig:
     shard_size: int = DEFAULT_SHARD_SIZE
     progress: bool = True
 
+    def scoring_request(self) -> ScoringRequest:
+        """How to run the scoring passes of this selection."""
+        return ScoringRequest(
+            batch_size=self.batch_size, device=self.device, amp=self.amp, workers=self.workers,
+            progress=self.progress, shard_size=self.shard_size,
+        )
+
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
             raise ConfigError(
@@ -116,8 +131,9 @@ def run_selection(config: SelectConfig) -> SelectResult:
 
 def _run_selection(config: SelectConfig) -> SelectResult:
     strategy = build_strategy(config.strategy, **config.strategy_options)
-    state = load_checkpoint(config.checkpoint)
-    class_names = list(state["class_names"])
+    detector = load_detector(DEFAULT_DETECTOR, config.checkpoint)
+    check_needs(config.strategy, strategy.needs, detector)
+    class_names = list(detector.class_names)
 
     pool = load_pool(config.pool, class_names, split=config.pool_split)
     labeled = (
@@ -145,13 +161,10 @@ def _run_selection(config: SelectConfig) -> SelectResult:
         detail = f" (all {len(already)} images are already labeled)" if already else ""
         raise DataError(config.pool, f"the pool is empty{detail}")
 
-    model, _ = build_from_checkpoint(state)
     scored = score_and_select(
-        model, pool, labeled, strategy, config.budget, seed=config.seed,
-        shard_dir=config.out / SCORING_DIR, budget_unit=config.budget_unit,
-        preannotation_threshold=config.preannotation_threshold, batch_size=config.batch_size,
-        device=config.device, amp=config.amp, workers=config.workers, progress=config.progress,
-        shard_size=config.shard_size,
+        detector, pool, labeled, strategy, config.budget, config.scoring_request(),
+        seed=config.seed, shard_dir=config.out / SCORING_DIR, budget_unit=config.budget_unit,
+        preannotation_threshold=config.preannotation_threshold,
     )
     # rank 0 holds the records and writes the exports; the other ranks get its result
     return distributed.run_on_main(_export, config, scored, pool, class_names, already)
@@ -238,40 +251,43 @@ class ScoredSelection:
 
 
 def select_with_model(
-    model: nn.Module,
+    detector: DetectorAdapter | nn.Module,
     pool: DetectionDataset,
     labeled: DetectionDataset | None,
     strategy: Strategy,
     budget: int,
+    request: ScoringRequest | None = None,
     **options,
 ) -> Selection:
-    """Score ``pool`` with ``model`` as ``strategy`` needs and select ``budget`` images.
+    """Score ``pool`` with ``detector`` as ``strategy`` needs and select ``budget`` images.
 
     ``pool`` must not contain files of ``labeled`` (ConfigError); ``labeled`` (annotated, may be
     None) gives the strategy's context. Options: see :func:`score_and_select`.
     """
-    return score_and_select(model, pool, labeled, strategy, budget, **options).selection
+    return score_and_select(detector, pool, labeled, strategy, budget, request, **options).selection
 
 
 def score_and_select(
-    model: nn.Module,
+    detector: DetectorAdapter | nn.Module,
     pool: DetectionDataset,
     labeled: DetectionDataset | None,
     strategy: Strategy,
     budget: int,
+    request: ScoringRequest | None = None,
     *,
     seed: int = 0,
     shard_dir: str | Path | None = None,
     budget_unit: str = "images",
     preannotation_threshold: float = 0.5,
-    **score_options,
 ) -> ScoredSelection:
     """Score the pool (and, when needed, the labeled set), build the context and select.
 
-    shard_dir: scoring shards go to ``shard_dir/pool-<views...>`` and ``shard_dir/labeled-...``
-    (resumable). budget_unit ``"boxes"``: an image costs its detections >=
-    ``preannotation_threshold`` (at least 1). A budget covering the whole pool selects it all,
-    with a warning. score_options: batch_size, device, amp, workers, progress, shard_size.
+    detector: a huale torch detector or any :class:`~huale.inference.DetectorAdapter`; a
+    strategy needing what it cannot give fails here, before any scoring. request: how to score
+    (:class:`~huale.inference.ScoringRequest`). shard_dir: scoring shards go to
+    ``shard_dir/pool-<views...>`` and ``shard_dir/labeled-...`` (resumable). budget_unit
+    ``"boxes"``: an image costs its detections >= ``preannotation_threshold`` (at least 1). A
+    budget covering the whole pool selects it all, with a warning.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget must be a positive integer, got {budget!r} (nothing to select)")
@@ -282,22 +298,23 @@ def score_and_select(
     inside = labeled_in_pool(pool, labeled) if labeled is not None else []
     if inside:
         raise ConfigError(f"the pool holds labeled images (e.g. {inside[0]!r}); leave them out first")
+    adapter = as_adapter(detector)
     needs = strategy.needs
+    check_needs(strategy.name, needs, adapter)
     shard_dir = Path(shard_dir) if shard_dir is not None else None
     report = ScoringReport()
     # under torchrun every process scores its part of the pool; rank 0 gets all the records
     records = score_pool(
-        model, pool, needs, seed=seed, report=report,
+        adapter, pool, needs, request, seed=seed, report=report,
         shard_dir=None if shard_dir is None else shard_dir / _needs_tag("pool", needs),
-        **score_options,
     )
     detections = {r.image_id: _preannotations(r, preannotation_threshold) for r in records}
     if not distributed.broadcast_object(bool(records)):
         return ScoredSelection(Selection([], []), records, detections, report)
     labeled_tag = _needs_tag("labeled", Needs(features=needs.labeled_features))
     context = build_selection_context(
-        model, labeled, needs, list(pool.class_names), seed=seed,
-        shard_dir=None if shard_dir is None else shard_dir / labeled_tag, **score_options,
+        adapter, labeled, needs, list(pool.class_names), request, seed=seed,
+        shard_dir=None if shard_dir is None else shard_dir / labeled_tag,
     )
     # rank 0 selects; every process returns its selection (the loop trains on it everywhere)
     selection = distributed.run_on_main(
