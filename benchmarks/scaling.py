@@ -23,7 +23,6 @@ N-process job uses N times the cores of the 1-process one; on GPUs each process 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import os
 import platform
@@ -31,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
