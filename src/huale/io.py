@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,3 +80,14 @@ def remove_partial_writes(folder: str | Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> Path:
+    """Write UTF-8 ``lines`` (each ending without a newline) to ``path`` atomically, streamed:
+    one line at a time, so a long iterable is never held in memory."""
+
+    def write(handle: IO[bytes]) -> None:
+        for line in lines:
+            handle.write(line.encode("utf-8") + b"\n")
+
+    return _atomic_write(path, write)

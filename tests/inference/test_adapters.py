@@ -20,7 +20,6 @@ from huale.predictions import (
     FLIP,
     ORIGINAL,
     Detections,
-    Needs,
     PredictionRecord,
     fpn_level_from_boxes,
     score_posterior,

@@ -1,6 +1,7 @@
 """The ``huale`` command line: one module per command, registered in :data:`COMMANDS`.
 
-Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``. Each
+Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``predict``, ``loop``,
+``report``. Each
 command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
 the library, print the result. Every documented error (:class:`huale.errors.HualeError`) is
 printed as one line and exits with 2. ``train``, ``select`` and ``loop`` also run under
@@ -31,6 +32,7 @@ COMMAND_MODULES = {
     "train": "train",
     "evaluate": "evaluate",
     "select": "select",
+    "predict": "predict",
     "loop": "loop",
     "report": "report",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -90,3 +91,34 @@ def is_main_process() -> bool:
     from huale.runtime import distributed
 
     return distributed.is_main()
+
+
+def add_detector_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """--checkpoint with the detector family and, for plain torchvision weights, --arch/--classes."""
+    from huale.inference.adapters import DEFAULT_DETECTOR, available_detectors
+    from huale.models.detector import ARCHITECTURES
+
+    g = p.add_argument_group("detector (docs: README, 'Use your own detector')")
+    g.add_argument("--checkpoint", type=Path, required=required,
+                   help="a huale checkpoint (model.pt), or plain torchvision weights with --arch "
+                        "(a bare state_dict or the reference scripts' {'model': ...})")
+    g.add_argument("--detector", default=DEFAULT_DETECTOR, choices=available_detectors(),
+                   help="detector family of --checkpoint")
+    g.add_argument("--arch", choices=ARCHITECTURES,
+                   help="torchvision architecture of plain weights (needs --classes)")
+    g.add_argument("--classes", type=Path,
+                   help="object class names, one per line in label order, background not listed")
+    g.add_argument("--min-size", type=int, help="detector input: resize shorter side to this "
+                                                "(default: the checkpoint's / the arch's)")
+    g.add_argument("--max-size", type=int, help="cap on the longer side (default: as --min-size)")
+
+
+def load_detector_from_args(args: argparse.Namespace):
+    """(detector adapter, class names) of the options of :func:`add_detector_options`."""
+    from huale.data.textfiles import read_class_names
+    from huale.inference import load_detector
+
+    classes = read_class_names(args.classes) if args.classes is not None else None
+    sizes = {k: getattr(args, k) for k in ("min_size", "max_size") if getattr(args, k) is not None}
+    detector = load_detector(args.detector, args.checkpoint, arch=args.arch, classes=classes, **sizes)
+    return detector, list(detector.class_names)

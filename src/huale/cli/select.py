@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from huale.cli.common import Formatter
+from huale.cli.common import Formatter, add_detector_options
 from huale.selection.run import BUDGET_UNITS, SelectConfig, run_selection
 
 HELP = "Pick the next images to label from an unlabeled pool with a trained checkpoint."
@@ -18,6 +18,10 @@ examples:
       --budget-unit boxes --strategy cald --strategy-option beta=1.2 --out runs/select2
   huale select --checkpoint model.pt --pool images/ --labeled-ids labeled.txt --budget 50 \\
       --out sel --image-url-prefix /data/local-files/?d=images/
+  huale select --checkpoint model_25.pth --arch fasterrcnn_resnet50_fpn_v2 \\
+      --classes classes.txt --pool images/ --budget 50 --out sel   # torchvision-trained weights
+  huale select --predictions preds.jsonl --pool images/ --strategy consistency --budget 50 \\
+      --out sel                                 # from a predictions file (`huale predict`)
 
 Pool images that are files of the labeled dataset (compared by resolved absolute path) or that
 are named in --labeled-ids are never selected. Outputs in --out: selection.csv, selection.json,
@@ -39,7 +43,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EXAMPLES + "\nstrategies and their options (defaults):\n" + format_strategy_help(),
         formatter_class=Formatter,
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="huale checkpoint (model.pt)")
+    add_detector_options(p, required=False)
+    p.add_argument("--predictions", type=Path,
+                   help="score from a predictions file (JSON Lines, `huale predict`) instead of "
+                        "--checkpoint; --classes defaults to PREDICTIONS.classes.txt beside it")
+    p.add_argument("--labeled-predictions", type=Path,
+                   help="predictions file of the --labeled images (class quality); default: "
+                        "their lines in --predictions")
     p.add_argument("--pool", type=Path, required=True,
                    help="unlabeled images: a folder, a .txt list, or a dataset (labels ignored)")
     p.add_argument("--pool-split", default="train", help="split, when --pool is a dataset")
@@ -76,8 +86,19 @@ def run(args: argparse.Namespace) -> int:
     """Run ``huale select`` from parsed arguments; prints a summary. Returns the exit code 0."""
     from huale.strategies import parse_strategy_options
 
+    if args.checkpoint is None and args.predictions is None:
+        from huale.errors import ConfigError
+
+        raise ConfigError("give --checkpoint (a detector) or --predictions (a predictions file)")
     config = SelectConfig(
         checkpoint=args.checkpoint,
+        detector=args.detector,
+        arch=args.arch,
+        classes=args.classes,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        predictions=args.predictions,
+        labeled_predictions=args.labeled_predictions,
         pool=args.pool,
         budget=args.budget,
         out=args.out,

@@ -12,7 +12,7 @@ the labeled features, as core-set does).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from torch import nn
 from huale.data.records import DetectionDataset
 from huale.data.splits import sample_ids
 from huale.inference import DetectorAdapter, ScoringRequest, as_adapter, score_pool
-from huale.predictions import ORIGINAL
+from huale.predictions import ORIGINAL, PredictionRecord
 from huale.runtime import distributed
 from huale.strategies import Needs, SelectionContext, class_quality_from_predictions
 
@@ -41,6 +41,7 @@ def build_selection_context(
     seed: int = 0,
     shard_dir: str | Path | None = None,
     quality_images: int | None = QUALITY_IMAGES,
+    labeled_records: Mapping[str, PredictionRecord] | None = None,
 ) -> SelectionContext:
     """The context for a strategy with ``needs``; ``labeled`` None or empty: counts unknown.
 
@@ -48,8 +49,10 @@ def build_selection_context(
     score the labeled set when it has to be predicted (:func:`huale.inference.score_pool`),
     ``shard_dir`` keeping those predictions in shards (resumable). quality_images: predict at
     most this many labeled images (seeded subset) when only class quality is needed; None: all.
+    labeled_records: the labeled images' records by image id, already predicted (a predictions
+    file): used instead of scoring them; ``detector`` may then be None.
     """
-    adapter = as_adapter(detector)
+    adapter = as_adapter(detector) if detector is not None else None
     context = SelectionContext(
         num_classes=len(class_names), class_names=list(class_names), seed=seed
     )
@@ -59,7 +62,7 @@ def build_selection_context(
         return context
     context.labeled_class_counts = labeled.class_counts()
     context.num_labeled_images = len(labeled)
-    tracked = adapter.tracked_class_quality() if needs.class_quality else None
+    tracked = adapter.tracked_class_quality() if adapter and needs.class_quality else None
     if tracked is not None:
         # trained with a class-tracking loss: the EMA of p^0.6 IoU^0.4 over positive RoIs
         # (PPAL's own definition, method.md §4.2/§9.2) costs nothing and needs no extra pass
@@ -69,6 +72,9 @@ def build_selection_context(
         needs = replace(needs, class_quality=False)
     if not (needs.class_quality or needs.labeled_features):
         return context
+    if adapter is None and labeled_records is None:
+        log.warning("no predictions of the labeled images: class quality is unavailable")
+        return context
 
     labeled_needs = Needs(views=(ORIGINAL,), features=needs.labeled_features)
     scored_set = labeled
@@ -76,10 +82,17 @@ def build_selection_context(
         scored_set = labeled.subset(sample_ids(labeled.ids, count=quality_images, seed=seed))
         log.info("class quality from a seeded subset of %d of the %d labeled images",
                  quality_images, len(labeled))
-    records = score_pool(
-        adapter, scored_set, labeled_needs, request, shard_dir=shard_dir, seed=seed,
-        desc="score labeled",
-    )
+    if labeled_records is not None:
+        records = [labeled_records[i] for i in scored_set.ids if i in labeled_records]
+        if len(records) < len(scored_set):
+            log.warning("%d of the %d labeled images have no predictions: class quality from "
+                        "the other %d", len(scored_set) - len(records), len(scored_set),
+                        len(records))
+    else:
+        records = score_pool(
+            adapter, scored_set, labeled_needs, request, shard_dir=shard_dir, seed=seed,
+            desc="score labeled",
+        )
     if not distributed.is_main():  # under torchrun the records (and the strategy) are rank 0's
         return context
     if needs.class_quality:

@@ -24,6 +24,7 @@ pool, with a warning.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from torch import nn
 
 from huale import __version__
 from huale.data.records import DetectionDataset
+from huale.data.textfiles import read_class_names
 from huale.errors import ConfigError, DataError
 from huale.inference import (
     DEFAULT_SHARD_SIZE,
@@ -43,6 +45,7 @@ from huale.inference import (
     score_pool,
 )
 from huale.inference.adapters import DEFAULT_DETECTOR, check_needs
+from huale.inference.predictions_file import PredictionsFile, classes_file_of, match_lines
 from huale.locking import FolderLock
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
 from huale.runtime import distributed
@@ -64,14 +67,26 @@ BUDGET_UNITS = ("images", "boxes")
 SCORING_DIR = ".scoring"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SelectConfig:
-    """Inputs of one ``huale select`` run (see the CLI help for each option)."""
+    """Inputs of one ``huale select`` run (see the CLI help for each option).
 
-    checkpoint: Path
+    Scores come from ``checkpoint`` (the ``detector`` family; plain torchvision weights with
+    ``arch`` and ``classes``) or, without any detector, from a ``predictions`` file (with
+    ``classes``; ``labeled_predictions``: the labeled images' lines, default the same file).
+    """
+
     pool: Path
     budget: int
     out: Path
+    checkpoint: Path | None = None
+    detector: str = DEFAULT_DETECTOR
+    arch: str | None = None
+    classes: Path | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    predictions: Path | None = None
+    labeled_predictions: Path | None = None
     labeled: Path | None = None
     labeled_ids: Path | None = None
     budget_unit: str = "images"
@@ -97,6 +112,12 @@ class SelectConfig:
         )
 
     def __post_init__(self) -> None:
+        if (self.checkpoint is None) == (self.predictions is None):
+            raise ConfigError("give either --checkpoint (a detector) or --predictions (a file)")
+        if self.predictions is not None and (self.arch or self.detector != DEFAULT_DETECTOR):
+            raise ConfigError("--predictions needs no detector: drop --arch / --detector")
+        if self.labeled_predictions is not None and self.predictions is None:
+            raise ConfigError("--labeled-predictions goes with --predictions")
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
             raise ConfigError(
                 f"budget must be a positive integer, got {self.budget!r} (nothing to select)"
@@ -131,9 +152,17 @@ def run_selection(config: SelectConfig) -> SelectResult:
 
 def _run_selection(config: SelectConfig) -> SelectResult:
     strategy = build_strategy(config.strategy, **config.strategy_options)
-    detector = load_detector(DEFAULT_DETECTOR, config.checkpoint)
+    if config.predictions is not None:
+        detector = PredictionsFile(config.predictions)
+        class_names = read_class_names(config.classes or classes_file_of(config.predictions))
+    else:
+        classes = read_class_names(config.classes) if config.classes is not None else None
+        sizes = {k: v for k, v in (("min_size", config.min_size), ("max_size", config.max_size))
+                 if v is not None}
+        detector = load_detector(config.detector, config.checkpoint, arch=config.arch,
+                                 classes=classes, **sizes)
+        class_names = list(detector.class_names)
     check_needs(config.strategy, strategy.needs, detector)
-    class_names = list(detector.class_names)
 
     pool = load_pool(config.pool, class_names, split=config.pool_split)
     labeled = (
@@ -161,11 +190,21 @@ def _run_selection(config: SelectConfig) -> SelectResult:
         detail = f" (all {len(already)} images are already labeled)" if already else ""
         raise DataError(config.pool, f"the pool is empty{detail}")
 
-    scored = score_and_select(
-        detector, pool, labeled, strategy, config.budget, config.scoring_request(),
-        seed=config.seed, shard_dir=config.out / SCORING_DIR, budget_unit=config.budget_unit,
-        preannotation_threshold=config.preannotation_threshold,
-    )
+    if isinstance(detector, PredictionsFile):
+        records, report, labeled_records = predictions_for_pool(
+            config, pool, labeled, class_names, strategy.needs
+        )
+        scored = select_from_records(
+            records, report, labeled, strategy, config.budget, class_names, seed=config.seed,
+            budget_unit=config.budget_unit, preannotation_threshold=config.preannotation_threshold,
+            labeled_records=labeled_records,
+        )
+    else:
+        scored = score_and_select(
+            detector, pool, labeled, strategy, config.budget, config.scoring_request(),
+            seed=config.seed, shard_dir=config.out / SCORING_DIR, budget_unit=config.budget_unit,
+            preannotation_threshold=config.preannotation_threshold,
+        )
     # rank 0 holds the records and writes the exports; the other ranks get its result
     return distributed.run_on_main(_export, config, scored, pool, class_names, already)
 
@@ -198,7 +237,9 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "budget": config.budget,
         "budget_unit": config.budget_unit,
         "seed": config.seed,
-        "checkpoint": Path(config.checkpoint).resolve().as_posix(),
+        "checkpoint": _resolved(config.checkpoint),
+        "detector": None if config.predictions is not None else config.detector,
+        "predictions": _resolved(config.predictions),
         "pool": Path(config.pool).resolve().as_posix(),
         "labeled": None if config.labeled is None else Path(config.labeled).resolve().as_posix(),
         "class_names": class_names,
@@ -222,7 +263,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
                 class_names,
                 image_root=pool_root(config.pool),
                 url_prefix=config.image_url_prefix,
-                model_version=f"huale-{config.strategy} {Path(config.checkpoint).name}",
+                model_version=f"huale-{config.strategy} "
+                              f"{Path(config.checkpoint or config.predictions).name}",
             ),
         ),
     }
@@ -323,6 +365,61 @@ def score_and_select(
     return ScoredSelection(selection, records, detections, report)
 
 
+def select_from_records(
+    records: list[PredictionRecord],
+    report: ScoringReport,
+    labeled: DetectionDataset | None,
+    strategy: Strategy,
+    budget: int,
+    class_names: Sequence[str],
+    *,
+    seed: int = 0,
+    budget_unit: str = "images",
+    preannotation_threshold: float = 0.5,
+    labeled_records: Mapping[str, PredictionRecord] | None = None,
+) -> ScoredSelection:
+    """:func:`score_and_select` for records already predicted (a predictions file): the
+    labeled images' records, by image id, give the class quality where the strategy needs it."""
+    detections = {r.image_id: _preannotations(r, preannotation_threshold) for r in records}
+    if not records:
+        return ScoredSelection(Selection([], []), records, detections, report)
+    context = build_selection_context(
+        None, labeled, strategy.needs, list(class_names), seed=seed,
+        labeled_records=labeled_records if labeled_records is not None else {},
+    )
+    selection = _select(strategy, records, budget, context, budget_unit, detections)
+    return ScoredSelection(selection, records, detections, report)
+
+
+def predictions_for_pool(
+    config: SelectConfig,
+    pool: DetectionDataset,
+    labeled: DetectionDataset | None,
+    class_names: Sequence[str],
+    needs: Needs,
+) -> tuple[list[PredictionRecord], ScoringReport, dict[str, PredictionRecord]]:
+    """(pool records in pool order, report, labeled records by labeled id) from the predictions
+    file(s) of ``config``; pool images without a line are skipped and reported."""
+    pool_lines = match_lines(config.predictions, class_names, pool, pool_root(config.pool), needs)
+    report = ScoringReport(images=len(pool))
+    records = []
+    for image_id in pool.ids:
+        if image_id in pool_lines:
+            records.append(pool_lines[image_id])
+            report.scored += 1
+        else:
+            report.skipped.append((image_id, f"no line in {config.predictions}"))
+    if report.skipped:
+        log.warning("%d pool images have no line in %s (e.g. %r): left out",
+                    len(report.skipped), config.predictions, report.skipped[0][0])
+    labeled_records: dict[str, PredictionRecord] = {}
+    if labeled is not None and (needs.class_quality or needs.labeled_features):
+        source = config.labeled_predictions or config.predictions
+        root = pool_root(config.labeled) if config.labeled_predictions else pool_root(config.pool)
+        labeled_records = match_lines(source, class_names, labeled, root, Needs())
+    return records, report, labeled_records
+
+
 def _select(strategy: Strategy, records: list[PredictionRecord], budget: int, context,
             budget_unit: str, detections: dict[str, Detections]) -> Selection:
     """The strategy's selection of ``budget`` (in ``budget_unit``) from ``records``, checked."""
@@ -355,6 +452,10 @@ def _check_selection(selection: Selection, records, budget, costs) -> None:
     spent = len(selected) if costs is None else sum(costs[i] for i in selected)
     if spent > budget:
         raise RuntimeError(f"the strategy spent {spent} of a budget of {budget}")
+
+
+def _resolved(path: Path | None) -> str | None:
+    return None if path is None else Path(path).resolve().as_posix()
 
 
 def _with_resolved_path(record):
