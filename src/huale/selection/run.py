@@ -44,7 +44,7 @@ from huale.inference import (
     load_detector,
     score_pool,
 )
-from huale.inference.adapters import DEFAULT_DETECTOR, check_needs
+from huale.inference.adapters import DEFAULT_DETECTOR, adapter_class, check_needs
 from huale.inference.predictions_file import PredictionsFile, classes_file_of, match_lines
 from huale.locking import FolderLock
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
@@ -152,6 +152,9 @@ def run_selection(config: SelectConfig) -> SelectResult:
 
 def _run_selection(config: SelectConfig) -> SelectResult:
     strategy = build_strategy(config.strategy, **config.strategy_options)
+    # a strategy needing what the source cannot give fails now, before anything is read
+    source = PredictionsFile if config.predictions is not None else adapter_class(config.detector)
+    check_needs(config.strategy, strategy.needs, source)
     if config.predictions is not None:
         detector = PredictionsFile(config.predictions)
         class_names = read_class_names(config.classes or classes_file_of(config.predictions))
@@ -162,7 +165,6 @@ def _run_selection(config: SelectConfig) -> SelectResult:
         detector = load_detector(config.detector, config.checkpoint, arch=config.arch,
                                  classes=classes, **sizes)
         class_names = list(detector.class_names)
-    check_needs(config.strategy, strategy.needs, detector)
 
     pool = load_pool(config.pool, class_names, split=config.pool_split)
     labeled = (
