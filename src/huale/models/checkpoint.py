@@ -71,7 +71,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path}: not a huale checkpoint (a plain state dict? pass it as --weights instead)"
+            f"{path}: not a huale checkpoint (plain torchvision weights? select and predict take "
+            "them with --arch and --classes, train as --weights)"
         )
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than this huale")

@@ -9,6 +9,7 @@ Nothing is downloaded unless a torchvision weights name (``"DEFAULT"``, ``"COCO_
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import logging
 import re
@@ -250,6 +251,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
+    # torchvision's reference scripts save {"model", "optimizer", "lr_scheduler", "args", "epoch"}
+    # with "args" an argparse.Namespace: allowed in the weights-only unpickler
+    torch.serialization.add_safe_globals([argparse.Namespace])
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
