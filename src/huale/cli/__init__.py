@@ -48,6 +48,7 @@ examples:
   huale train --data data/synth --out runs/small --arch small --epochs 12
   huale evaluate --checkpoint runs/small/model.pt --data data/synth --split test
   huale select --checkpoint runs/small/model.pt --pool images/ --budget 50 --out sel
+  huale predict --checkpoint runs/small/model.pt --pool images/ --out preds.jsonl --views hflip
   huale loop --config synthetic-cpu --out runs/synth && huale report runs/synth
 
 Run `huale COMMAND --help` for the options and examples of each command.
