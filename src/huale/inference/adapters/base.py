@@ -18,9 +18,11 @@ What has no stand-in (a view the detector cannot predict, pooled features) fails
 scoring: :func:`check_needs` names the strategy and the missing field in one line.
 
 A new adapter implements :meth:`DetectorAdapter.predict` and :meth:`DetectorAdapter.manifest`
-(and :meth:`~DetectorAdapter.scoring` when the detector needs setting up), and a
-``from_checkpoint`` classmethod, and is registered by name in
-:data:`huale.inference.adapters.DETECTORS`.
+(and :meth:`~DetectorAdapter.scoring` when the detector needs setting up) and a classmethod
+``from_checkpoint(path, *, arch=None, classes=None, device="cpu", **options)`` (``options``:
+``min_size``/``max_size`` from the command line, which it may ignore), sets ``class_names``,
+and is registered by name in :data:`huale.inference.adapters.DETECTORS` (a ``"module:Class"``
+string, imported on first use, so an optional dependency is only needed when it is chosen).
 """
 
 from __future__ import annotations
