@@ -36,12 +36,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-import ultralytics
 from torch import Tensor, nn
-from ultralytics.utils.nms import non_max_suppression
 
 from huale.adapters.yolo_rules import PAD_VALUE, Letterbox, anchor_levels, sigmoid_posterior
 from huale.augment import boxes_to_original
@@ -50,6 +47,21 @@ from huale.inference.scoring import model_fingerprint
 from huale.inference.views import PoolItem
 from huale.predictions import Detections, PredictionRecord
 from huale.runtime.device import autocast
+
+# Importing ultralytics changes numpy's and torch's global print options; a library import
+# should not, so they are put back.
+_NUMPY_PRINT = np.get_printoptions()
+_TORCH_PRINT = {
+    key: getattr(torch._tensor_str.PRINT_OPTS, key)
+    for key in ("precision", "threshold", "edgeitems", "linewidth", "sci_mode")
+}
+import cv2  # noqa: E402  (an ultralytics dependency)
+import ultralytics  # noqa: E402
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.utils.nms import non_max_suppression  # noqa: E402
+
+np.set_printoptions(**_NUMPY_PRINT)
+torch.set_printoptions(**_TORCH_PRINT)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +89,6 @@ def load_yolo_model(checkpoint: str | Path) -> nn.Module:
     A ``.pt`` must exist on disk (Ultralytics would otherwise try to download it); a yaml may be
     a file or one of the model yamls Ultralytics ships (e.g. ``yolov8n.yaml``, no download).
     """
-    from ultralytics import YOLO
-
     _check_version()
     path = Path(checkpoint)
     is_yaml = path.suffix.lower() in YAML_SUFFIXES
@@ -100,14 +110,27 @@ def load_yolo_model(checkpoint: str | Path) -> nn.Module:
     head = net.model[-1]
     if not hasattr(head, "nc") or not hasattr(head, "stride"):
         raise CheckpointError(f"{path}: the model has no YOLO detection head")
-    if hasattr(net, "end2end"):
-        net.end2end = False  # YOLO.predict's default (nms=None): one-to-many branch + NMS
-        if net.end2end:
-            raise CheckpointError(
-                f"{path}: an NMS-free (end-to-end) YOLO head without its one-to-many branch; "
-                "huale needs the per-class scores that branch gives"
-            )
     return net
+
+
+def use_nms_branch(net: nn.Module, source: str = "the model") -> None:
+    """Run an NMS-free (end-to-end) head through its one-to-many branch + NMS, as YOLO.predict
+    does by default (``nms=None``); CheckpointError if that branch is gone or cannot be chosen."""
+    if not getattr(net, "end2end", False):
+        return
+    try:
+        net.end2end = False
+    except AttributeError:  # older ultralytics: the head mode cannot be switched
+        raise CheckpointError(
+            f"{source}: an NMS-free (end-to-end) YOLO head, which ultralytics "
+            f"{ultralytics.__version__} cannot run through its one-to-many branch; "
+            'upgrade it: pip install -U "huale[yolo]"'
+        ) from None
+    if net.end2end:
+        raise CheckpointError(
+            f"{source}: an NMS-free (end-to-end) YOLO head without its one-to-many branch; "
+            "huale needs the per-class scores that branch gives"
+        )
 
 
 class YoloDetector:
@@ -135,6 +158,7 @@ class YoloDetector:
         source: str | None = None,
     ):
         _check_version()
+        use_nms_branch(model, source or "the model")
         head = model.model[-1]
         self.num_classes = int(head.nc)
         names = getattr(model, "names", None) or {i: str(i) for i in range(self.num_classes)}
