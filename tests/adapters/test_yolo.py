@@ -1,8 +1,8 @@
 """The YOLO adapter against Ultralytics itself: a yolov8n built from its yaml, random weights.
 
-The head's class biases are zeroed and its last class convolutions scaled, so that a random
-model gives many boxes with spread-out scores (Ultralytics initialises the biases to a prior of
-about 0.01, which no box would pass). Every test asserts the boxes it compares exist.
+A fresh model's features vanish (every anchor scores the class-bias prior, about 0.01), so
+:func:`give_scores` sets its BatchNorm statistics from a batch of images and its class biases:
+boxes then have varied, distinct scores. Every test asserts the boxes it compares exist.
 """
 
 import copy
@@ -37,15 +37,24 @@ def write_model_yaml(folder, num_classes=NUM_CLASSES, name="yolov8n.yaml"):
     return path
 
 
-def spread_scores(model, seed=0):
-    """Zero the class biases and scale the class convolutions: many boxes, varied scores."""
-    generator = torch.Generator().manual_seed(seed)
+def give_scores(model, bias=-1.5, size=IMGSZ, seed=0):
+    """Make a random-weight model score like a trained one: its BatchNorm statistics are set from
+    one batch of random images (a fresh model's features are ~1e-7, so every anchor scores
+    sigmoid(bias)), and the class biases set to ``bias`` so that a few anchors pass conf."""
+    images = [random_image(size, size, seed=100 + seed + i) for i in range(4)]
+    batch = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im in images]).float() / 255
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 1.0  # running statistics := this batch's
+    model.train()
     with torch.no_grad():
+        model(batch)
         for branch in model.model[-1].cv3:
-            last = branch[-1]
-            last.bias.zero_()
-            last.weight.copy_(torch.randn(last.weight.shape, generator=generator) * 0.05)
-    return model
+            branch[-1].bias.fill_(bias)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +66,8 @@ def model_yaml(tmp_path_factory):
 def yolo(model_yaml):
     torch.manual_seed(0)
     model = yolo_adapter.YOLO(str(model_yaml))
-    spread_scores(model.model)
-    return model
+    give_scores(model.model)
+    return set_up_predictor(model)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +106,16 @@ def ultralytics_predict(yolo, image_rgb, **options):
     return yolo.predict(np.ascontiguousarray(image_rgb[..., ::-1]), **options)[0].boxes
 
 
+def set_up_predictor(yolo):
+    """Create ``yolo``'s predictor now. Its setup sets torch's global thread count (to
+    min(8, cores - 1)), and oneDNN's results change in the last bits with the thread count; the
+    tests' count (2) is put back, so that both sides compute alike."""
+    threads = torch.get_num_threads()
+    ultralytics_predict(yolo, random_image(32, 32, seed=0))
+    torch.set_num_threads(threads)
+    return yolo
+
+
 def test_letterbox_matches_ultralytics_letterbox_pixel_for_pixel(yolo):
     from ultralytics.data.augment import LetterBox
 
@@ -112,20 +131,23 @@ def test_letterbox_matches_ultralytics_letterbox_pixel_for_pixel(yolo):
 
 @pytest.mark.parametrize("rect", [True, False])
 def test_records_match_ultralytics_predict(yolo, rect):
-    """Original view: same boxes (within 1 px; in fact ~1e-5), classes and scores as
+    """Original view: same boxes (within 1 px), classes and scores as
     ``YOLO.predict``; the posterior's foreground argmax/max are its cls/conf, bit for bit."""
     det = detector(yolo, rect=rect)
     total = 0
     for i, (height, width) in enumerate(SHAPES):
         image = random_image(height, width, seed=10 + i)
-        record = det.predict_items([pool_item(image)], ["orig", "flip"])[0]
+        # one image, one view: the forward pass Ultralytics runs (batch 1), so the numbers agree
+        # bit for bit (oneDNN's results vary in the last bits with the batch size)
+        record = det.predict_items([pool_item(image, ("orig",))], ["orig"])[0]
         theirs = ultralytics_predict(yolo, image, rect=rect)
         ours = record.original
         assert (record.width, record.height) == (width, height)
-        assert len(ours) == len(theirs)
+        assert len(ours) == len(theirs) > 0
         total += len(ours)
+        # within 1 px (with ultralytics 8.4.190, whose scale_boxes uses the per-axis gain of the
+        # rounded sides as huale does, the difference is ~1e-5 px)
         np.testing.assert_allclose(ours.boxes, theirs.xyxy.numpy(), atol=1.0)
-        np.testing.assert_allclose(ours.boxes, theirs.xyxy.numpy(), atol=1e-3)
         assert np.array_equal(ours.labels - 1, theirs.cls.numpy().astype(np.int64))
         assert np.array_equal(ours.scores, theirs.conf.numpy())
         assert np.array_equal(ours.class_probs[:, 1:].argmax(axis=1), theirs.cls.numpy())
@@ -141,11 +163,11 @@ def test_flipped_view_is_ultralytics_on_the_mirrored_image_mapped_back(yolo, det
     total = 0
     for i, (height, width) in enumerate(SHAPES):
         image = random_image(height, width, seed=20 + i)
-        flipped = det.predict_items([pool_item(image)], ["orig", "flip"])[0].views["flip"]
+        flipped = det.predict_items([pool_item(image, ("flip",))], ["flip"])[0].views["flip"]
         theirs = ultralytics_predict(yolo, image[:, ::-1])
         expected = theirs.xyxy.numpy().copy()
         expected[:, [0, 2]] = width - expected[:, [2, 0]]  # x -> W - x, x1/x2 swapped
-        assert len(flipped) == len(theirs)
+        assert len(flipped) == len(theirs) > 0
         total += len(flipped)
         np.testing.assert_allclose(flipped.boxes, expected, atol=1.0)
         assert np.array_equal(flipped.scores, theirs.conf.numpy())
@@ -154,8 +176,8 @@ def test_flipped_view_is_ultralytics_on_the_mirrored_image_mapped_back(yolo, det
 
 def test_fpn_level_is_the_stride_of_the_kept_anchor(yolo):
     """Each kept box's level is log2 of the stride Ultralytics' head assigns its anchor."""
-    det = detector(yolo, conf=0.2)
-    image = random_image(250, 97, seed=3)
+    det = detector(yolo, conf=0.1)
+    image = random_image(120, 200, seed=3)
     item = pool_item(image, views=("orig",))
     letterboxed, _ = det.letterbox(item.views[0])
     batch = torch.from_numpy(letterboxed[None]).permute(0, 3, 1, 2).float() / 255
@@ -175,16 +197,16 @@ def test_fpn_level_is_the_stride_of_the_kept_anchor(yolo):
 def test_prenms_boxes_are_the_candidates_above_the_threshold(det):
     image = random_image(120, 200, seed=4)
     record = det.predict_items([pool_item(image)], ["orig", "flip"], prenms=True,
-                               prenms_threshold=0.3)[0]
+                               prenms_threshold=0.25)[0]
     pre, post = record.prenms["orig"], record.original
     assert set(record.prenms) == {"orig", "flip"}
-    assert len(pre) > len(post) > 0
-    assert (pre.max_fg_prob > 0.3).all() and np.array_equal(pre.scores, pre.max_fg_prob)
+    assert len(pre) > len(post) > 0  # NMS removed some of the candidates
+    assert (pre.max_fg_prob > 0.25).all() and np.array_equal(pre.scores, pre.max_fg_prob)
     assert np.array_equal(pre.class_probs[:, 1:].argmax(axis=1) + 1, pre.labels)
-    # every kept box with score > 0.3 is one of the candidates (NMS only removes candidates)
+    # with threshold = conf, every kept box is one of the candidates, with its score
     for box, score in zip(post.boxes, post.scores, strict=True):
-        if score > 0.3:
-            assert np.abs(pre.boxes - box).max(axis=1).min() < 1e-4
+        same = (np.abs(pre.boxes - box).max(axis=1) < 1e-4) & (pre.scores == score)
+        assert same.any()
 
 
 def test_records_do_not_depend_on_the_batch(det):
@@ -207,16 +229,25 @@ def test_records_do_not_depend_on_the_batch(det):
         assert a.feature.shape == (256,) and a.feature.dtype == np.float32
 
 
-def test_feature_ignores_the_letterbox_padding(yolo):
-    """Square letterbox (lots of padding) vs minimum rectangle: the pooled feature of the
-    image's own cells is nearly the same (conv borders differ), the whole-map mean is not."""
-    image = random_image(64, 200, seed=5)
+def test_feature_is_the_mean_of_the_coarsest_map_over_the_image_cells(det):
+    """Square letterbox of a wide image: the pooled feature averages the P5 cells that hold the
+    image (rows 1..3 of 5 at 160 px: 96 image rows start at row 32), not the grey padding."""
+    square = YoloDetector(copy.deepcopy(det.model), imgsz=IMGSZ, rect=False)
+    image = random_image(120, 200, seed=5)
     item = pool_item(image, views=("orig",))
-    rect = detector(yolo, rect=True).predict_items([item], ["orig"], features=True)
-    square = detector(yolo, rect=False).predict_items([item], ["orig"],
-                                                      features=True)
-    assert rect[0].feature is not None
-    assert np.corrcoef(rect[0].feature, square[0].feature)[0, 1] > 0.9
+    captured = []
+    hook = square.model.model[-1].register_forward_pre_hook(
+        lambda module, args: captured.append(args[0][-1].clone())
+    )
+    try:
+        record = square.predict_items([item], ["orig"], features=True)[0]
+    finally:
+        hook.remove()
+    fmap = captured[0][0]  # (256, 5, 5)
+    assert fmap.shape[-2:] == (5, 5)
+    np.testing.assert_allclose(record.feature, fmap[:, 1:4, :].mean(dim=(1, 2)).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(record.feature, fmap.mean(dim=(1, 2)).numpy(), atol=1e-3)
 
 
 def test_unreadable_items_are_left_out(det):
@@ -231,11 +262,12 @@ def test_checkpoint_pt_and_yaml_load_the_detect_model(yolo, det, tmp_path, model
     path = tmp_path / "best.pt"
     yolo.save(str(path))
     from_pt = YoloDetector.from_checkpoint(path, imgsz=IMGSZ, conf=0.25)
+    reloaded = set_up_predictor(yolo_adapter.YOLO(str(path)))  # the checkpoint, Ultralytics' way
     image = random_image(120, 200, seed=7)
-    a = from_pt.predict_items([pool_item(image, ("orig",))], ["orig"])[0].original
-    b = det.predict_items([pool_item(image, ("orig",))], ["orig"])[0].original
-    assert len(a) > 0
-    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+    ours = from_pt.predict_items([pool_item(image, ("orig",))], ["orig"])[0].original
+    theirs = ultralytics_predict(reloaded, image)
+    assert len(ours) == len(theirs) > 0
+    assert np.array_equal(ours.scores, theirs.conf.numpy())
     assert from_pt.class_names == ["0", "1", "2"]
     assert len(from_pt.spec()["fingerprint"]) == 64 and from_pt.spec()["source"] == str(path)
     assert YoloDetector.from_checkpoint(model_yaml).num_classes == NUM_CLASSES
@@ -270,9 +302,10 @@ def test_nms_free_head_runs_its_one_to_many_branch_like_predict():
     adapter both run the one-to-many branch + NMS; without that branch it is refused."""
     torch.manual_seed(0)
     yolo26 = yolo_adapter.YOLO("yolo26n.yaml")
-    spread_scores(yolo26.model)
+    give_scores(yolo26.model)
     yolo26.model.end2end = True  # as a checkpoint trained end to end is saved
     assert yolo26.model.end2end
+    set_up_predictor(yolo26)
     det = YoloDetector(copy.deepcopy(yolo26.model), imgsz=IMGSZ, conf=0.25)
     image = random_image(120, 200, seed=8)
     ours = det.predict_items([pool_item(image, ("orig",))], ["orig"])[0].original

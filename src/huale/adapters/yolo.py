@@ -33,6 +33,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -195,6 +196,7 @@ class YoloDetector:
         if hasattr(model, "fuse"):
             model = model.fuse(verbose=False)  # Conv+BN folded, as YOLO.predict runs it
         self.model = model.eval()
+        self.to(self.device)
         self._head = model.model[-1]
         self._levels: dict[tuple[int, int], np.ndarray] = {}
 
@@ -203,8 +205,12 @@ class YoloDetector:
         """Load ``checkpoint`` (:func:`load_yolo_model`); ``options``: see the class."""
         return cls(load_yolo_model(checkpoint), source=str(checkpoint), **options)
 
-    def to(self, device: torch.device) -> YoloDetector:
+    def to(self, device: str | torch.device) -> YoloDetector:
+        """Move the model to ``device``; on an x86 CPU with oneDNN its weights go channels-last,
+        as Ultralytics' AutoBackend does (a third faster there)."""
+        device = torch.device(device)
         self.model.to(device)
+        self.model.to(memory_format=_memory_format(device))
         return self
 
     @property
@@ -234,8 +240,8 @@ class YoloDetector:
         """
         height, width = int(view.shape[-2]), int(view.shape[-1])
         box = Letterbox.fit(height, width, self.imgsz, self.stride if self.rect else None)
-        pixels = view.detach().cpu().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-        image = pixels.permute(1, 2, 0).contiguous().numpy()
+        pixels = view.detach().cpu().permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0, 255)
+        image = pixels.to(torch.uint8).contiguous().numpy()  # x * 255 rounded, (h, w, 3)
         if (box.new_w, box.new_h) != (width, height):
             image = cv2.resize(image, (box.new_w, box.new_h), interpolation=cv2.INTER_LINEAR)
         image = cv2.copyMakeBorder(
@@ -310,8 +316,8 @@ class YoloDetector:
         """One forward pass over equally shaped letterboxed inputs; per input: detections in
         the view's pixels, pre-NMS boxes (or None), pooled feature (or None)."""
         device = self.device
-        batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2)
-        batch = batch.float().div_(255.0)
+        batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).contiguous()
+        batch = batch.float().div_(255.0)  # (N, 3, H', W') as YOLO.predict feeds it
         captured: list = []
         hook = None
         if any(features):
@@ -403,6 +409,18 @@ class YoloDetector:
             cell = fmap[b, :, rows, cols].float().mean(dim=(1, 2))
             out.append(cell.cpu().numpy().astype(np.float32))
         return out
+
+
+def _memory_format(device: torch.device) -> torch.memory_format:
+    """Ultralytics' AutoBackend rule: channels-last on a Linux/Windows x86 CPU with oneDNN."""
+    fast = (
+        device.type == "cpu"
+        and platform.machine() in ("AMD64", "x86_64")
+        and platform.system() in ("Linux", "Windows")
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )
+    return torch.channels_last if fast else torch.contiguous_format
 
 
 def _to_original(dets: Detections, geometry) -> Detections:
