@@ -74,7 +74,7 @@ def give_scores(net: torch.nn.Module, folder: Path, size: tuple[int, int], bias:
     batch of images (a fresh model's features are ~1e-7), class biases ``bias``; about 30 boxes
     per image pass conf 0.25 at imgsz 640, with varied scores."""
     batch = torch.stack([
-        torch.from_numpy(np.asarray(Image.open(p).convert("RGB").resize(size))).permute(2, 0, 1)
+        torch.from_numpy(np.array(Image.open(p).convert("RGB").resize(size))).permute(2, 0, 1)
         for p in sorted(folder.glob("*.jpg"))[:4]
     ]).float() / 255
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
