@@ -348,3 +348,21 @@ def test_unknown_detector_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown detector 'detr'"):
         load_adapter_class("detr")
     assert load_adapter_class("yolo") is YoloDetector
+
+
+def test_importing_the_adapter_leaves_the_process_as_it_was(tmp_path):
+    """Ultralytics patches PIL.Image.open (auto-installing a plugin on unknown files) and
+    torch.save on import; the adapter puts them back, so huale's reader keeps its errors."""
+    import PIL.Image
+
+    from huale.data.images import open_rgb
+    from huale.errors import DataError
+
+    assert PIL.Image.open.__module__ == "PIL.Image"
+    assert torch.save.__module__.startswith("torch")
+    assert "ultralytics" in sys.modules
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is text, not a JPEG")
+    with pytest.raises(DataError, match="not an image file"):
+        open_rgb(path)
+

@@ -33,11 +33,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from torch import Tensor, nn
 
@@ -49,13 +51,18 @@ from huale.inference.views import PoolItem
 from huale.predictions import Detections, PredictionRecord
 from huale.runtime.device import autocast
 
-# Importing ultralytics changes numpy's and torch's global print options; a library import
-# should not, so they are put back.
+# Importing ultralytics changes the host process: numpy's and torch's print options, torch.save
+# (a retry wrapper) and PIL.Image.open (which, on a file PIL cannot identify, pip-installs a HEIF
+# plugin, or raises ModuleNotFoundError offline, instead of PIL's UnidentifiedImageError that
+# huale's image reader turns into a one-line error). A library import must not: all are put
+# back. YOLO_AUTOINSTALL=false (unless set) stops Ultralytics from pip-installing at run time.
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 _NUMPY_PRINT = np.get_printoptions()
 _TORCH_PRINT = {
     key: getattr(torch._tensor_str.PRINT_OPTS, key)
     for key in ("precision", "threshold", "edgeitems", "linewidth", "sci_mode")
 }
+_PIL_OPEN, _TORCH_SAVE = PIL.Image.open, torch.save
 import cv2  # noqa: E402  (an ultralytics dependency)
 import ultralytics  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
@@ -63,6 +70,7 @@ from ultralytics.utils.nms import non_max_suppression  # noqa: E402
 
 np.set_printoptions(**_NUMPY_PRINT)
 torch.set_printoptions(**_TORCH_PRINT)
+PIL.Image.open, torch.save = _PIL_OPEN, _TORCH_SAVE
 
 log = logging.getLogger(__name__)
 
