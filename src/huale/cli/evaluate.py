@@ -47,10 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from huale.data.loading import load_dataset
     from huale.engine.evaluate import evaluate_model
     from huale.io import atomic_write_json
-    from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
+    from huale.models.checkpoint import (
+        build_from_checkpoint,
+        checkpoint_fallback_ids,
+        load_checkpoint,
+    )
 
     state = load_checkpoint(args.checkpoint)
-    dataset = load_dataset(args.data, args.split, class_names=state["class_names"])
+    dataset = load_dataset(args.data, args.split, class_names=state["class_names"],
+                           fallback_ids=checkpoint_fallback_ids(state))
     model, _ = build_from_checkpoint(state)
     results, predictions = evaluate_model(
         model, dataset, args.metric or ["voc"], batch_size=args.batch_size, device=args.device,

@@ -77,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"trained {result.epochs_run} epochs in {result.seconds:.0f}s -> {result.model_path}")
     if args.eval_data and is_main_process():  # under torchrun, rank 0 evaluates
-        eval_set = load_dataset(args.eval_data, args.eval_split, class_names=dataset.class_names)
+        eval_set = load_dataset(
+            args.eval_data, args.eval_split, class_names=dataset.class_names,
+            fallback_ids=dict(zip(dataset.class_names, dataset.category_ids, strict=True)),
+        )
         results, _ = evaluate_model(
             model, eval_set, args.metric, device=args.device, amp=args.amp, workers=args.workers,
             progress=not args.quiet,

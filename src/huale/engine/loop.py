@@ -284,7 +284,10 @@ def load_run_datasets(data: DataSpec, *, progress: bool = True) -> tuple[Detecti
     for part in parts[1:]:
         train = train.concat(part)
     test_source = data.test_source or data.train_sources[0]
-    test = load_dataset(test_source, data.test_split, class_names=train.class_names)
+    test = load_dataset(
+        test_source, data.test_split, class_names=train.class_names,
+        fallback_ids=dict(zip(train.class_names, train.category_ids, strict=True)),
+    )
     return train, test
 
 

@@ -24,6 +24,7 @@ pool, with a warning.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from huale.data.records import DetectionDataset
 from huale.errors import ConfigError, DataError
 from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
 from huale.locking import FolderLock
-from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
+from huale.models.checkpoint import build_from_checkpoint, checkpoint_category_ids, load_checkpoint
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
 from huale.runtime import distributed
 from huale.selection import export
@@ -118,10 +119,12 @@ def _run_selection(config: SelectConfig) -> SelectResult:
     strategy = build_strategy(config.strategy, **config.strategy_options)
     state = load_checkpoint(config.checkpoint)
     class_names = list(state["class_names"])
+    category_ids = checkpoint_category_ids(state)
 
-    pool = load_pool(config.pool, class_names, split=config.pool_split)
+    pool = load_pool(config.pool, class_names, split=config.pool_split, category_ids=category_ids)
     labeled = (
-        load_labeled(config.labeled, class_names, split=config.labeled_split)
+        load_labeled(config.labeled, class_names, split=config.labeled_split,
+                     category_ids=category_ids)
         if config.labeled is not None
         else None
     )
@@ -173,7 +176,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
             rank=n,
             selected=s.image_id in chosen,
             score=s,
-            record=_with_resolved_path(by_id[s.image_id]),
+            record=_with_absolute_path(by_id[s.image_id]),
             detections=detections[s.image_id],
         )
         for n, s in enumerate(selection.ranked, start=1)
@@ -189,6 +192,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "pool": Path(config.pool).resolve().as_posix(),
         "labeled": None if config.labeled is None else Path(config.labeled).resolve().as_posix(),
         "class_names": class_names,
+        "category_ids": pool.category_ids,
         "preannotation_threshold": config.preannotation_threshold,
         "pool_images": len(records),
         "already_labeled": len(already),
@@ -200,7 +204,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "csv": export.write_selection_csv(out / export.SELECTION_CSV, ranked),
         "json": export.write_selection_json(out / export.SELECTION_JSON, ranked, run),
         "coco": export.write_selected_coco(
-            out / export.SELECTED_COCO, ranked, class_names, config.preannotation_threshold
+            out / export.SELECTED_COCO, ranked, class_names, config.preannotation_threshold,
+            pool.category_ids,
         ),
         "label_studio": export.write_label_studio_tasks(
             out / export.LABEL_STUDIO_TASKS,
@@ -340,8 +345,9 @@ def _check_selection(selection: Selection, records, budget, costs) -> None:
         raise RuntimeError(f"the strategy spent {spent} of a budget of {budget}")
 
 
-def _with_resolved_path(record):
-    return replace(record, path=Path(record.path).resolve())
+def _with_absolute_path(record):
+    """The record with an absolute path; symlinks are kept, not resolved to their targets."""
+    return replace(record, path=Path(os.path.abspath(record.path)))
 
 
 def _needs_tag(kind: str, needs: Needs) -> str:
