@@ -26,7 +26,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--metric", nargs="+", default=None, choices=["voc", "voc07", "coco"],
                    help="default: voc for --checkpoint, coco for --gt")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--save-detections", type=Path, help="write the checkpoint's detections (COCO results)")
+    p.add_argument("--save-detections", type=Path,
+                   help="write the checkpoint's detections (COCO results, with the data's own "
+                        "category and image ids) to this new file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --save-detections file")
     p.add_argument("--batch-size", type=int, default=4)
     add_device_options(p)
     return p
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         load_checkpoint,
     )
 
+    if args.save_detections and args.save_detections.exists() and not args.overwrite:
+        raise ConfigError(f"{args.save_detections}: file exists; pass --overwrite to replace it")
     state = load_checkpoint(args.checkpoint)
     dataset = load_dataset(args.data, args.split, class_names=state["class_names"],
                            fallback_ids=checkpoint_fallback_ids(state))

@@ -34,7 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command_parser(sub, "train", HELP, EXAMPLES)
     p.add_argument("--data", required=True, help="VOC folder, COCO .json, YOLO data.yaml, or synthetic folder")
     p.add_argument("--split", default="train", help="split to train on (VOC/YOLO/synthetic)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, history)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder (checkpoints, history); new or empty unless --resume or "
+                        "--overwrite")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--fraction", type=float, help="train on a seeded random fraction of the split")
     sel.add_argument("--num-images", type=int, help="train on a seeded random subset of this size")
@@ -42,6 +44,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--eval-split", default="test")
     p.add_argument("--metric", nargs="+", default=["voc"], choices=["voc", "voc07", "coco"])
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train afresh in a non-empty --out (its model, checkpoint and history are "
+                        "deleted first)")
     add_model_options(p)
     add_train_options(p)
     add_loss_options(p)
@@ -55,10 +60,15 @@ def run(args: argparse.Namespace) -> int:
     from huale.data.loading import load_dataset
     from huale.data.splits import sample_ids
     from huale.engine.evaluate import evaluate_model
-    from huale.engine.train import train_detector
+    from huale.engine.train import OUTPUTS, train_detector
     from huale.models.detector import build_detector
+    from huale.outfolder import claim_out_folder
+    from huale.runtime import distributed
 
     config = train_config(args)
+    distributed.run_on_main(
+        claim_out_folder, args.out, resume=args.resume, overwrite=args.overwrite, outputs=OUTPUTS
+    )
     dataset = load_dataset(args.data, args.split)
     if args.fraction is not None or args.num_images is not None:
         ids = sample_ids(dataset.ids, fraction=args.fraction, count=args.num_images, seed=args.seed)

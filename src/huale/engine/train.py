@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"  # weights + training state, rewritten every epoch
 MODEL_NAME = "model.pt"  # final weights only
 HISTORY_NAME = "history.json"
+OUTPUTS = (CHECKPOINT_NAME, MODEL_NAME, HISTORY_NAME)  # what a training writes in its folder
 
 
 @dataclass

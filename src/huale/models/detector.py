@@ -285,7 +285,15 @@ def _resolve_weights(spec: str | Path, model_name: str) -> tuple[dict[str, Tenso
         )
     enum = choices[name]
     log.info("downloading %s (torchvision weights of %s)", enum, model_name)
-    return enum.get_state_dict(progress=False, check_hash=True), f"torchvision {enum}"
+    try:
+        return enum.get_state_dict(progress=False, check_hash=True), f"torchvision {enum}"
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad hash a RuntimeError
+        reason = getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"could not download the torchvision weights {spec} of {model_name} ({reason}); "
+            f"offline, fetch {enum.url} on a machine with internet and pass the file's path "
+            f"instead of {spec!r}"
+        ) from None
 
 
 def _check_faster_rcnn_kwargs(kwargs: Mapping[str, Any]) -> None:

@@ -37,6 +37,7 @@ from huale.errors import ConfigError, DataError
 from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint, checkpoint_category_ids, load_checkpoint
+from huale.outfolder import claim_out_folder
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
 from huale.runtime import distributed
 from huale.selection import export
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 BUDGET_UNITS = ("images", "boxes")
 SCORING_DIR = ".scoring"
+# what a run writes in its folder (deleted first by --overwrite)
+OUTPUTS = (SCORING_DIR, export.SELECTION_CSV, export.SELECTION_JSON, export.SELECTED_COCO,
+           export.LABEL_STUDIO_TASKS)
 
 
 @dataclass
@@ -81,6 +85,8 @@ class SelectConfig:
     amp: bool = True
     shard_size: int = DEFAULT_SHARD_SIZE
     progress: bool = True
+    resume: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
@@ -103,15 +109,22 @@ class SelectResult:
     pool_size: int
     already_labeled: list[str]
     skipped: list[tuple[str, str]]
+    resumed: int = 0  # pool images read back from the scoring shards of an earlier run
 
 
 def run_selection(config: SelectConfig) -> SelectResult:
     """Run the pipeline of the module docstring and write the four export files.
 
     The output folder is locked for the whole run: a second ``huale select`` on the same
-    ``--out`` stops with an error instead of mixing its files with this one's.
+    ``--out`` stops with an error instead of mixing its files with this one's. A folder that is
+    not empty needs ``config.resume`` (continue from its scoring shards) or ``config.overwrite``
+    (delete its shards and exports first): :func:`huale.outfolder.claim_out_folder`.
     """
     with distributed.main_only(FolderLock(config.out)):
+        distributed.run_on_main(
+            claim_out_folder, config.out, resume=config.resume, overwrite=config.overwrite,
+            outputs=OUTPUTS,
+        )
         return _run_selection(config)
 
 
@@ -225,6 +238,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         pool_size=len(records),
         already_labeled=already,
         skipped=report.skipped,
+        resumed=report.resumed,
     )
 
 
