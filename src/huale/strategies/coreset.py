@@ -18,7 +18,14 @@ import torch
 
 from huale.errors import ConfigError
 from huale.predictions import PredictionRecord
-from huale.strategies.base import ImageScore, Needs, Selection, SelectionContext, Strategy
+from huale.strategies.base import (
+    ImageScore,
+    Needs,
+    Selection,
+    SelectionContext,
+    Strategy,
+    tie_order,
+)
 from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_number
 
@@ -112,8 +119,11 @@ class CoreSet(Strategy):
         own = Needs(features=True, labeled_features=True)
         return own if self.cascade is None else self.cascade.needs
 
-    def _features(self, records: Sequence[PredictionRecord]) -> tuple[list, np.ndarray]:
-        ordered = sorted(records, key=lambda r: r.image_id)
+    def _features(
+        self, records: Sequence[PredictionRecord], seed: int = 0
+    ) -> tuple[list, np.ndarray]:
+        # a seeded random order: ties of the greedy argmax (first maximum) are never file order
+        ordered = sorted(records, key=lambda r: tie_order(seed, r.image_id))
         missing = [r.image_id for r in ordered if r.feature is None]
         if missing:
             raise ConfigError(
@@ -124,7 +134,7 @@ class CoreSet(Strategy):
         return ordered, features
 
     def _run(self, records, context, count, costs=None, budget=None):
-        ordered, features = self._features(records)
+        ordered, features = self._features(records, context.seed)
         if len(ordered) == 0:
             return [], []
         cost_array = None
@@ -141,7 +151,7 @@ class CoreSet(Strategy):
                 for i in range(len(ordered))
                 if i not in picked
             ),
-            key=lambda s: (-s.score, s.image_id),
+            key=lambda s: (-s.score, *tie_order(context.seed, s.image_id)),
         )
         return head, rest
 
