@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +184,101 @@ def test_offline_default_weights_is_one_line(tmp_path, monkeypatch, capsys):
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
         assert "could not download" in err and "name resolution" in err
         assert "https://download.pytorch.org/" in err and "pass the file" in err
+
+
+def test_a_class_without_boxes_trains_with_a_warning_or_is_dropped(trained, tmp_path, caplog,
+                                                                     capsys):
+    from huale.cli.train import _check_classes
+    from huale.data.coco import read_coco
+
+    data, _ = trained
+    train_json = str(data / "train" / "_annotations.coco.json")
+    dataset = read_coco(train_json)
+    with caplog.at_level(logging.WARNING, logger="huale"):
+        assert _check_classes(dataset, drop_empty=False) is dataset
+    assert "1 classes have no box in the training set: 'cells' (id 0)" in caplog.text
+    assert "pass --drop-empty-classes to leave them out" in caplog.text
+    run = tmp_path / "dropped"
+    assert main(["-q", "train", "--data", train_json, "--out", str(run), *TRAIN,
+                 "--drop-empty-classes"]) == 0
+    state = load_checkpoint(run / "model.pt")
+    assert state["class_names"] == ["Platelets", "RBC", "WBC"]
+    assert checkpoint_category_ids(state) == [1, 3, 7]
+    # the model still evaluates on the user's file, which lists the dropped category
+    capsys.readouterr()
+    gt = data / "valid" / "_annotations.coco.json"
+    dets = tmp_path / "dets.json"
+    assert main(["-q", "evaluate", "--checkpoint", str(run / "model.pt"), "--data", str(gt),
+                 "--save-detections", str(dets), *CPU]) == 0
+    assert {r["category_id"] for r in json.loads(dets.read_text())} <= {1, 3, 7}
+
+
+def test_the_input_size_is_logged(caplog):
+    from huale.cli.train import log_input_size
+    from huale.data.records import DetectionDataset, ImageRecord
+    from huale.models.detector import build_detector
+
+    model = build_detector("small", 2)
+    big = DetectionDataset([ImageRecord(str(i), Path(f"{i}.jpg"), 2048, 1536) for i in range(3)],
+                           ["a", "b"])
+    with caplog.at_level(logging.INFO, logger="huale"):
+        log_input_size(model, big)
+    assert "small resizes 2048x1536 images (median) to 192x144 (x0.09" in caplog.text
+    assert caplog.records[-1].levelno == logging.WARNING and "--min-size" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="huale"):
+        log_input_size(build_detector("small", 2, min_size=256, max_size=256),
+                       DetectionDataset([ImageRecord("0", Path("0.jpg"), 256, 256)], ["a", "b"]))
+    assert "x1.00" in caplog.text and caplog.records[-1].levelno == logging.INFO
+
+
+def test_help_describes_every_option_without_confusing_defaults():
+    from huale.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("train", "evaluate", "select"):
+        sub = commands[name]
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no description"
+        text = " ".join(sub.format_help().split())
+        assert "(default: True)" not in text and "(default: False)" not in text
+        assert "(default: None)" not in text
+    train_help = " ".join(commands["train"].format_help().split())
+    assert train_help.count("no evaluation") == 1 and "no evaluation) (default" not in train_help
+    assert "small 192/192" in train_help  # the small detector's input size is shown
+
+
+def test_skipped_pool_images_are_counted_at_the_end(tmp_path, capsys):
+    from tests.workspaces import write_select_workspace
+
+    write_select_workspace(tmp_path)
+    (tmp_path / "images" / "broken.png").write_bytes(b"not an image at all")
+    png = (tmp_path / "images" / "img5.png").read_bytes()
+    (tmp_path / "images" / "truncated.png").write_bytes(png[: len(png) // 2])
+    out = tmp_path / "out"
+    assert main(["-q", "select", "--checkpoint", str(tmp_path / "model.pt"), "--pool",
+                 str(tmp_path / "images"), "--budget", "2", "--out", str(out), *CPU]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("skipped 2 unreadable pool images")
+    report = json.loads((out / SELECTION_JSON).read_text())
+    assert sorted(Path(s["path"]).name for s in report["skipped_files"]) == [
+        "broken.png", "truncated.png"
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["cald", "coreset"])
+def test_selection_json_explains_cald_and_coreset_picks_by_objects(strategy, tmp_path):
+    from tests.workspaces import write_select_workspace
+
+    args = write_select_workspace(tmp_path)
+    out = tmp_path / "out"
+    assert main(["-q", *args, "--out", str(out), "--strategy", strategy]) == 0
+    report = json.loads((out / SELECTION_JSON).read_text())
+    explained = [s for s in report["selected"] if s["objects"]]
+    assert explained, "at least one pick is explained by its objects"
+    for entry in explained:
+        for obj in entry["objects"]:
+            assert len(obj["box"]) == 4 and obj["class_name"] in ("red", "green")
+            assert obj["levels"]

@@ -53,7 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--budget-unit", choices=BUDGET_UNITS, default="images",
                    help="boxes: count the model's detections >= --preannotation-threshold "
                         "(at least 1 per image)")
-    p.add_argument("--strategy", choices=available_strategies(), default="huale")
+    p.add_argument("--strategy", choices=available_strategies(), default="huale",
+                   help="how to rank the pool (see the strategies below)")
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy option (repeatable), value parsed as YAML, "
                         "e.g. pool_multiplier=3")
@@ -71,9 +72,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
     p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="disable mixed precision on CUDA")
+                   help="disable mixed precision on CUDA (it is on by default; no effect on CPU)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument("--shard-size", type=int, default=256, help="images per scoring shard")
+    p.add_argument("--shard-size", type=int, default=256,
+                   help="images per scoring shard (the unit a killed run resumes from)")
     return p
 
 
@@ -118,5 +120,5 @@ def run(args: argparse.Namespace) -> int:
     if result.skipped:
         image_id, reason = result.skipped[0]
         print(f"skipped {len(result.skipped)} unreadable pool images (e.g. {image_id}: {reason}); "
-              f"listed under 'skipped' in {result.files['json']}")
+              f"listed in {result.files['json']}")
     return 0

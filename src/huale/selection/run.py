@@ -108,7 +108,7 @@ class SelectResult:
     files: dict[str, Path]
     pool_size: int
     already_labeled: list[str]
-    skipped: list[tuple[str, str]]
+    skipped: list[tuple[str, str]]  # (image id, or file for images unreadable at loading; reason)
     resumed: int = 0  # pool images read back from the scoring shards of an earlier run
 
 
@@ -210,6 +210,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "pool_images": len(records),
         "already_labeled": len(already),
         "skipped": [{"image_id": i, "reason": r} for i, r in report.skipped],
+        "skipped_files": [{"path": f, "reason": r} for f, r in pool.report.skipped],
         "num_selected": len(selected),
     }
     out = config.out
@@ -237,7 +238,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         files=files,
         pool_size=len(records),
         already_labeled=already,
-        skipped=report.skipped,
+        skipped=[*pool.report.skipped, *report.skipped],
         resumed=report.resumed,
     )
 

@@ -17,18 +17,20 @@ import numpy as np
 import torch
 
 from huale.errors import ConfigError
-from huale.predictions import PredictionRecord
+from huale.predictions import ORIGINAL, PredictionRecord
 from huale.strategies.base import (
     ImageScore,
     Needs,
     Selection,
     SelectionContext,
     Strategy,
+    explain_box,
     tie_order,
 )
 from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_number
 
+EXPLAINED_OBJECTS = 5  # detections listed per image in selection.json
 EXACT = "donot_use_mm_for_euclid_dist"  # exact distances, so ties stay ties
 
 
@@ -83,6 +85,20 @@ def k_center_greedy(
         nearest = torch.minimum(nearest, dist) if has_centers else dist
         has_centers = True
     return picks, pick_dist, nearest.numpy().astype(np.float64)
+
+
+def _explain(record: PredictionRecord, distance: float, context: SelectionContext) -> list:
+    """The image's most confident detections (original view, at most ``EXPLAINED_OBJECTS``): what
+    the picked image holds; each carries the image's feature distance, the reason of the pick."""
+    dets = record.views.get(ORIGINAL)
+    if dets is None or len(dets) == 0:
+        return []
+    top = np.argsort(-dets.scores, kind="stable")[:EXPLAINED_OBJECTS]
+    return [
+        explain_box(dets, int(k), distance, context, feature_distance=float(distance),
+                    detection_score=float(dets.scores[k]))
+        for k in top
+    ]
 
 
 class CoreSet(Strategy):
@@ -144,10 +160,14 @@ class CoreSet(Strategy):
             features, context.labeled_features, count, costs=cost_array, budget=budget
         )
         picked = set(picks)
-        head = [ImageScore(ordered[i].image_id, d) for i, d in zip(picks, pick_dist, strict=True)]
+        head = [
+            ImageScore(ordered[i].image_id, d, objects=_explain(ordered[i], d, context))
+            for i, d in zip(picks, pick_dist, strict=True)
+        ]
         rest = sorted(
             (
-                ImageScore(ordered[i].image_id, float(final[i]))
+                ImageScore(ordered[i].image_id, float(final[i]),
+                           objects=_explain(ordered[i], float(final[i]), context))
                 for i in range(len(ordered))
                 if i not in picked
             ),
