@@ -74,11 +74,12 @@ def test_select_killed_while_scoring_and_writing_reruns_to_identical_files(tmp_p
     )
     assert not list(out.glob(".scoring/pool-*/shard-000004.npz"))
     # 2. writing the exports: selection.csv is written, selection.json half-written
-    HualeProcess(*args, "--out", str(out), cwd=root, at_replace=r"/selection\.json$").expect_killed()
+    HualeProcess(*args, "--out", str(out), "--resume", cwd=root,
+                 at_replace=r"/selection\.json$").expect_killed()
     assert (out / SELECTION_CSV).is_file() and not (out / SELECTION_JSON).exists()
     assert partial_files(out)
-    # 3. the same command again finishes the job
-    HualeProcess(*args, "--out", str(out), cwd=root).finish()
+    # 3. the same command again (with --resume: the folder is not empty) finishes the job
+    HualeProcess(*args, "--out", str(out), "--resume", cwd=root).finish()
     reference.finish()
 
     for name in SELECT_OUTPUTS:

@@ -137,7 +137,7 @@ def test_missing_split_folder_and_missing_listed_image(yolo_root):
     data = write_yaml(
         yolo_root / "data.yaml", "train: images/nothing\nval: val.txt\nnames: [cat]\n"
     )
-    with pytest.raises(DataError, match="not an image folder or a list"):
+    with pytest.raises(DataError, match="split entry .images/nothing. of .* not found"):
         read_yolo(data, "train")
     (yolo_root / "val.txt").write_text("images/val/ghost.jpg\n")
     with pytest.raises(DataError, match="image file not found") as error:

@@ -95,12 +95,12 @@ def test_same_inputs_give_byte_identical_outputs(workspace, first_run, caplog):
     )
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (first_run / name).read_bytes(), name
-    # running again in the same folder reads the finished scoring shards back
+    # running again in the same folder with --resume reads the finished scoring shards back
     caplog.set_level(logging.INFO, logger="huale.inference")
     select_cli(
         "--checkpoint", str(workspace / "model.pt"), "--pool", str(workspace / "images"),
         "--labeled", str(workspace / "labeled.json"), "--budget", "2", "--out", str(out),
-        "--preannotation-threshold", "0.3",
+        "--preannotation-threshold", "0.3", "--resume",
     )
     assert "resuming: 1 of 1 shards" in caplog.text
     for name in OUTPUTS:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from huale.errors import ConfigError
+from huale.strategies.base import tie_order
 from huale.strategies.coreset import CoreSet, k_center_greedy
 from huale.strategies.registry import build_strategy
 from tests.strategies.fakes import context, dets, order, record
@@ -18,7 +19,8 @@ def test_picks_far_apart_points_around_the_labeled_set():
     selection = CoreSet().select(POOL, 3, ctx)
     assert selection.selected == ["c", "d", "e"]
     assert [s.score for s in selection.ranked[:3]] == pytest.approx([101**0.5, 10.0, 41**0.5])
-    assert order(selection)[3:] == ["a", "b"]  # rest by final distance (1, 1), then id
+    # rest by final distance (1, 1); the tie goes to the seeded random order, not the id
+    assert order(selection)[3:] == sorted(["a", "b"], key=lambda i: tie_order(0, i)) == ["b", "a"]
 
 
 def test_without_labeled_set_starts_farthest_from_pool_mean():
@@ -35,14 +37,19 @@ def test_respects_labeled_features_and_record_order():
     assert CoreSet().select(POOL[::-1], 2, ctx).selected == first.selected
 
 
-def test_ties_go_to_the_smallest_id_and_costs_are_respected():
+def test_ties_go_to_the_seeded_order_and_costs_are_respected():
     picks, dists, _ = k_center_greedy(np.array([[1.0, 0], [-1.0, 0]]), np.zeros((1, 2)), 1)
-    assert picks == [0] and dists == [1.0]
+    assert picks == [0] and dists == [1.0]  # the greedy itself: first index of the maximum
     ctx = context(labeled_features=np.array([[0.0, 0.0]]))
     costs = {"a": 1, "b": 1, "c": 5, "d": 2, "e": 1}
-    # budget 3 boxes: c (10.05, cost 5) never fits; b and d tie at 10 -> b (smaller id, cost 1),
-    # then d (still 10 away, cost 2) uses the rest of the budget
-    assert CoreSet().select(POOL, 3, ctx, costs=costs).selected == ["b", "d"]
+    # budget 3 boxes: c (10.05, cost 5) never fits; b and d tie at 10 -> the seeded order decides
+    # (seed 0: d before b; the file order would give b), then the other one (still 10 away)
+    assert sorted(["b", "d"], key=lambda i: tie_order(0, i)) == ["d", "b"]
+    assert CoreSet().select(POOL, 3, ctx, costs=costs).selected == ["d", "b"]
+    # another seed may order them the other way; each seed is reproducible
+    seeds = {tuple(CoreSet().select(POOL, 3, context(labeled_features=np.zeros((1, 2)), seed=s),
+                                    costs=costs).selected) for s in range(8)}
+    assert seeds == {("d", "b"), ("b", "d")}
 
 
 def test_missing_features_is_a_clear_error():
@@ -65,7 +72,8 @@ def test_as_diversity_stage_after_entropy():
     ]
     strategy = build_strategy("coreset", base="entropy", pool_multiplier=1.5)
     selection = strategy.select(pool, 2, context())
-    assert sorted(selection.selected) == ["t1", "u"]
+    # one twin and u; which twin is the seeded order's (seed 0: t2), never the file order's
+    assert sorted(selection.selected) == ["t2", "u"]
     assert {s.image_id: s.stage for s in selection.ranked}["s"] == "stage1"
     assert strategy.needs.features and strategy.needs.views == ("orig",)
     with pytest.raises(ConfigError, match="base"):

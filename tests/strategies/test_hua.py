@@ -103,7 +103,12 @@ def test_no_objects_scores_zero_and_objects_below_threshold_are_ignored():
     weak = dets([O1], [[0.75, 0.25, 0.0]])  # score 0.25 <= object_threshold 0.3
     records = [record("none", prenms={ORIGINAL: dets(), FLIP: dets()}),
                record("weak", weak, weak, prenms={ORIGINAL: weak, FLIP: weak})]
-    assert [s.score for s in Hua().score(records, context())] == [0.0, 0.0]
+    fixed = Hua(adaptive_thresholds=False)
+    assert [s.score for s in fixed.score(records, context())] == [0.0, 0.0]
+    # adaptive (default): the only scores are 0.25, so the thresholds drop to 0.125 and the
+    # weak box becomes an object; both views agree: v = 1 - M/2, M = IoU 1 + ½(1 - JS 0)(2·0.25)
+    # = 1.25 -> u = 0.375, and U = Σ_o max_s Σ_c u = 0.375
+    assert [s.score for s in Hua().score(records, context())] == pytest.approx([0.0, 0.375])
 
 
 def test_missing_prenms_is_a_clear_error_and_bad_options_rejected():

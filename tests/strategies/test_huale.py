@@ -5,6 +5,7 @@ import pytest
 
 from huale.errors import ConfigError
 from huale.predictions import FLIP, ORIGINAL
+from huale.strategies.base import tie_order
 from huale.strategies.class_difficulty import difficulty_weights
 from huale.strategies.huale import Huale, HualeScreening
 from tests.strategies.fakes import context, dets, order, record
@@ -80,13 +81,15 @@ def test_stage1_keeps_floor_mu_b_and_selected_come_from_stage2(budget, multiplie
 
 def test_class_weights_change_the_order():
     # both images: one object seen in one view only, u = 1 -> S2 = w_c.
-    # Without weights they tie and the id breaks the tie (a_ first). With q = [1, 0]:
-    # w = [1, 1.2] -> the class-2 image b_ wins.
+    # Without weights they tie and the seeded order breaks the tie (seed 0: b_, seed 1: a_).
+    # With q = [1, 0]: w = [1, 1.2] -> the class-2 image b_ wins whatever the seed.
     pool = [one_view("a_class1"), one_view("b_class2", [[0.1, 0.1, 0.8]])]
-    plain = Huale(class_weights="none").select(pool, 1, context())
-    assert plain.selected == ["a_class1"]
-    weighted = Huale().select(pool, 1, context(class_quality=np.array([1.0, 0.0])))
-    assert weighted.selected == ["b_class2"]
+    for seed, first in ((0, "b_class2"), (1, "a_class1")):
+        assert sorted(["a_class1", "b_class2"], key=lambda i: tie_order(seed, i))[0] == first
+        plain = Huale(class_weights="none").select(pool, 1, context(seed=seed))
+        assert plain.selected == [first]
+        weighted = Huale().select(pool, 1, context(class_quality=np.array([1.0, 0.0]), seed=seed))
+        assert weighted.selected == ["b_class2"]
     assert weighted.ranked[0].score == pytest.approx(1.2)
 
 

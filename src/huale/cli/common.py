@@ -7,8 +7,16 @@ import json
 from pathlib import Path
 
 
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default and keeps the examples' line breaks."""
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless it is a flag, None, or the help already says it) and
+    keeps the examples' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        if flag or action.default in (None, argparse.SUPPRESS, []) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 def add_command_parser(sub, name: str, help: str, examples: str) -> argparse.ArgumentParser:
@@ -20,18 +28,27 @@ def add_command_parser(sub, name: str, help: str, examples: str) -> argparse.Arg
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (CUDA if available)")
-    p.add_argument("--no-amp", dest="amp", action="store_false", help="disable mixed precision on CUDA")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="disable mixed precision on CUDA (it is on by default; no effect on CPU)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    from huale.models.detector import ARCHITECTURES
+    from huale.models.detector import ARCHITECTURES, default_input_size
 
+    sizes = "; ".join(
+        f"{arch} {'/'.join(str(v) for v in default_input_size(arch))}"
+        for arch in ("small", "fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_resnet50_fpn")
+    )
     p.add_argument("--arch", default="small", choices=ARCHITECTURES, help="detector architecture")
-    p.add_argument("--weights", help="detector weights: a local file, or a torchvision name (downloads)")
-    p.add_argument("--backbone-weights", help="ImageNet backbone weights: a local file or a torchvision name")
-    p.add_argument("--min-size", type=int, help="resize shorter side to this (default: the arch's)")
-    p.add_argument("--max-size", type=int, help="cap on the longer side (default: the arch's)")
+    p.add_argument("--weights", help="detector weights: a local file, or a torchvision name such "
+                   "as DEFAULT (downloaded once into ~/.cache/torch; offline, pass the file)")
+    p.add_argument("--backbone-weights", help="ImageNet backbone weights: a local file or a "
+                   "torchvision name such as DEFAULT (downloaded, as --weights)")
+    p.add_argument("--min-size", type=int, help="resize the shorter image side to this many px "
+                   f"(default min/max size by arch: {sizes}; other archs as resnet50)")
+    p.add_argument("--max-size", type=int, help="cap on the longer image side, px (default: the "
+                   "arch's, see --min-size)")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -39,18 +56,21 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     g = p.add_argument_group("training (defaults: CALD protocol)")
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--momentum", type=float, default=d.momentum)
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
+    g.add_argument("--lr", type=float, default=d.lr,
+                   help="SGD learning rate (after warm-up; x0.1 at each --lr-steps epoch)")
+    g.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="SGD weight decay")
     g.add_argument("--lr-steps", type=int, nargs="*", default=list(d.lr_steps), help="epochs where lr x0.1")
     g.add_argument("--batch-size", type=int, default=d.batch_size,
                    help="images per step and per process (torchrun: the global batch is N x this)")
-    g.add_argument("--warmup-iters", type=int, default=d.warmup_iters)
-    g.add_argument("--hflip-prob", type=float, default=d.hflip_prob)
+    g.add_argument("--warmup-iters", type=int, default=d.warmup_iters,
+                   help="iterations of linear learning-rate warm-up")
+    g.add_argument("--hflip-prob", type=float, default=d.hflip_prob,
+                   help="probability of a horizontal flip of each training image")
     g.add_argument("--grad-clip-norm", type=float, default=d.grad_clip_norm,
                    help="clip the gradient norm to this (default: no clipping)")
-    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, order and flips")
 
 
 def train_config(args: argparse.Namespace):

@@ -19,15 +19,22 @@ EXAMPLES = (
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command_parser(sub, "evaluate", HELP, EXAMPLES)
     p.add_argument("--checkpoint", type=Path, help="huale checkpoint (model.pt)")
-    p.add_argument("--data", help="dataset to evaluate the checkpoint on")
-    p.add_argument("--split", default="test")
+    p.add_argument("--data", help="dataset to evaluate the checkpoint on (VOC, COCO, YOLO)")
+    p.add_argument("--split", default="test",
+                   help="split of --data: a VOC ImageSets/Main list, a YOLO data.yaml entry "
+                        "(a yaml without test: pass val), or <split>.json of a folder")
     p.add_argument("--gt", type=Path, help="COCO ground-truth JSON (with --detections)")
     p.add_argument("--detections", type=Path, help="COCO results JSON: [{image_id, category_id, bbox, score}]")
     p.add_argument("--metric", nargs="+", default=None, choices=["voc", "voc07", "coco"],
-                   help="default: voc for --checkpoint, coco for --gt")
+                   help="voc (all-point AP@0.5), voc07 (11-point), coco (AP@[.5:.95]); "
+                        "default: voc for --checkpoint, coco for --gt")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--save-detections", type=Path, help="write the checkpoint's detections (COCO results)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--save-detections", type=Path,
+                   help="write the checkpoint's detections (COCO results, with the data's own "
+                        "category and image ids) to this new file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --save-detections file")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     add_device_options(p)
     return p
 
@@ -47,10 +54,17 @@ def run(args: argparse.Namespace) -> int:
     from huale.data.loading import load_dataset
     from huale.engine.evaluate import evaluate_model
     from huale.io import atomic_write_json
-    from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
+    from huale.models.checkpoint import (
+        build_from_checkpoint,
+        checkpoint_fallback_ids,
+        load_checkpoint,
+    )
 
+    if args.save_detections and args.save_detections.exists() and not args.overwrite:
+        raise ConfigError(f"{args.save_detections}: file exists; pass --overwrite to replace it")
     state = load_checkpoint(args.checkpoint)
-    dataset = load_dataset(args.data, args.split, class_names=state["class_names"])
+    dataset = load_dataset(args.data, args.split, class_names=state["class_names"],
+                           fallback_ids=checkpoint_fallback_ids(state))
     model, _ = build_from_checkpoint(state)
     results, predictions = evaluate_model(
         model, dataset, args.metric or ["voc"], batch_size=args.batch_size, device=args.device,

@@ -25,8 +25,9 @@ examples:
 
 Pool images that are files of the labeled dataset (compared by resolved absolute path) or that
 are named in --labeled-ids are never selected. Outputs in --out: selection.csv, selection.json,
-selected_coco.json, labelstudio_tasks.json; scoring shards in --out/.scoring/ (a killed run
-started again with the same options resumes from them; delete the folder to score afresh).
+selected_coco.json, labelstudio_tasks.json; scoring shards in --out/.scoring/. A folder that is
+not empty is refused unless --resume (a killed run started again with the same options and
+--resume scores only what is left) or --overwrite (delete the shards and the four files first).
 labelstudio_tasks.json fits a Label Studio labeling config with <Image name="image"
 value="$image"/> and <RectangleLabels name="label" toName="image"> holding the class names.
 """
@@ -62,11 +63,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--budget-unit", choices=BUDGET_UNITS, default="images",
                    help="boxes: count the model's detections >= --preannotation-threshold "
                         "(at least 1 per image)")
-    p.add_argument("--strategy", choices=available_strategies(), default="huale")
+    p.add_argument("--strategy", choices=available_strategies(), default="huale",
+                   help="how to rank the pool (see the strategies below)")
     p.add_argument("--strategy-option", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy option (repeatable), value parsed as YAML, "
                         "e.g. pool_multiplier=3")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in a non-empty --out from its scoring shards")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in a non-empty --out (its shards and outputs)")
     p.add_argument("--seed", type=int, default=0, help="seed of random views and random choices")
     p.add_argument("--preannotation-threshold", type=float, default=0.5,
                    help="detection score for pre-annotations (and for the box budget)")
@@ -76,9 +82,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
     p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="disable mixed precision on CUDA")
+                   help="disable mixed precision on CUDA (it is on by default; no effect on CPU)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument("--shard-size", type=int, default=256, help="images per scoring shard")
+    p.add_argument("--shard-size", type=int, default=256,
+                   help="images per scoring shard (the unit a killed run resumes from)")
     return p
 
 
@@ -118,12 +125,21 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         shard_size=args.shard_size,
         progress=not getattr(args, "quiet", False),
+        resume=args.resume,
+        overwrite=args.overwrite,
     )
     result = run_selection(config)
+    if result.resumed:
+        print(f"resumed: {result.resumed} of {result.pool_size} pool images read back from "
+              f"{args.out / '.scoring'}, {result.pool_size - result.resumed} scored now")
     print(
         f"selected {len(result.selected)} of {result.pool_size} pool images "
         f"({len(result.already_labeled)} already labeled left out) -> {args.out}"
     )
     for path in result.files.values():
         print(f"  {path}")
+    if result.skipped:
+        image_id, reason = result.skipped[0]
+        print(f"skipped {len(result.skipped)} unreadable pool images (e.g. {image_id}: {reason}); "
+              f"listed in {result.files['json']}")
     return 0

@@ -16,7 +16,10 @@ EXAMPLES = (
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command_parser(sub, "synth", HELP, EXAMPLES)
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out (its images, JSON files and marker are "
+                        "replaced)")
     p.add_argument("--images", type=int, default=600, help="images in all (train + test)")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.add_argument("--image-size", type=int, default=192, help="side of the square images, px")
@@ -25,8 +28,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from huale.data.synthetic import generate_synthetic
+    from huale.data.synthetic import MARKER_NAME, generate_synthetic
+    from huale.outfolder import claim_out_folder
 
+    claim_out_folder(args.out, overwrite=args.overwrite, can_resume=False,
+                     outputs=("images", "train.json", "test.json", MARKER_NAME))
     info = generate_synthetic(
         args.out, num_images=args.images, seed=args.seed, image_size=args.image_size,
         test_fraction=args.test_fraction, progress=not args.quiet,

@@ -1,6 +1,9 @@
 """COCO JSON: read a dataset, write one, and convert detections to / from COCO results.
 
-Reading: categories sorted by id become labels 1..C. ``bbox`` is ``[x, y, w, h]`` in pixels and
+Reading: categories sorted by id become labels 1..C; the dataset keeps each one's id
+(``category_ids``), so writing (:func:`dataset_to_coco`, :func:`predictions_to_coco_results`)
+gives back the file's own category ids, whatever they are (0-based, with gaps). A category
+without any box is kept as a class (it is in the file; ``huale train`` warns about it). ``bbox`` is ``[x, y, w, h]`` in pixels and
 becomes xyxy. An annotation with ``"iscrowd": 1``, ``"difficult": 1`` or ``"ignore": 1`` is kept
 as *difficult*: like VOC's difficult objects, crowd regions are neither counted as misses nor as
 false positives by huale's evaluation. The image id string is the entry's ``"huale_id"`` when
@@ -20,7 +23,13 @@ import numpy as np
 import torch
 
 from huale.data.images import image_size
-from huale.data.records import DetectionDataset, ImageRecord, LoadReport, sanitize_boxes
+from huale.data.records import (
+    DetectionDataset,
+    ImageRecord,
+    LoadReport,
+    assign_category_ids,
+    sanitize_boxes,
+)
 from huale.errors import ConfigError, DataError
 from huale.io import atomic_write_json
 
@@ -41,13 +50,17 @@ def read_coco(
     image_root: str | Path | None = None,
     *,
     class_names: Sequence[str] | None = None,
+    fallback_ids: Mapping[str, int] | None = None,
 ) -> DetectionDataset:
     """Read a COCO detection JSON; image paths are ``image_root / file_name``.
 
     ``image_root`` defaults to the JSON's folder, then ``<JSON folder>/images`` for files not
     found there. ``class_names`` maps categories by name onto the given label order (a category
-    not in it is a :class:`DataError`); by default the categories' own names, sorted by id.
-    Images without annotations are kept with empty targets.
+    not in it is a :class:`DataError` if it has boxes, and is left out if it has none); by
+    default the categories' own names, sorted by id. ``category_ids`` of the dataset are the
+    file's ids of its classes; a class of ``class_names`` the file does not list gets
+    ``fallback_ids[name]`` if given, else an id above the file's. Images without annotations are
+    kept with empty targets.
     """
     json_file = Path(annotation_file)
     data = _load_json(json_file)
@@ -67,11 +80,16 @@ def read_coco(
     label_of_name = {name: i + 1 for i, name in enumerate(class_names)}
     if len(label_of_name) != len(class_names):
         raise ConfigError(f"class_names has duplicates: {class_names}")
+    used = {a.get("category_id") for a in data["annotations"] if isinstance(a, dict)}
     label_of_category = {}
     for category_id, name in category_names.items():
-        if name not in label_of_name:
+        if name in label_of_name:
+            label_of_category[category_id] = label_of_name[name]
+        elif category_id in used:
             raise DataError(json_file, f"category {name!r} is not in class_names {class_names}")
-        label_of_category[category_id] = label_of_name[name]
+    category_ids = assign_category_ids(
+        class_names, {name: i for i, name in category_names.items()}, fallback_ids
+    )
 
     report = LoadReport(source=str(json_file))
     roots = [Path(image_root)] if image_root is not None else [json_file.parent]
@@ -99,7 +117,7 @@ def read_coco(
     report.images = len(records)
     report.boxes = sum(r.num_boxes for r in records)
     report.log()
-    return DetectionDataset(records, class_names, report=report)
+    return DetectionDataset(records, class_names, category_ids=category_ids, report=report)
 
 
 def coco_image_ids(dataset: DetectionDataset) -> dict[str, int]:
@@ -121,7 +139,8 @@ def dataset_to_coco(
 
     ``file_name`` is relative to ``image_root`` when given, else the path as stored. Each image
     keeps its huale id as ``"huale_id"``; each annotation has ``"difficult"`` 0/1 and
-    ``"iscrowd"`` 0. Category ids are the labels 1..C.
+    ``"iscrowd"`` 0. Category ids are the dataset's ``category_ids`` (the ids of the file it was
+    read from; 1..C for formats without ids).
     """
     coco_ids = coco_image_ids(dataset)
     images, annotations = [], []
@@ -147,7 +166,7 @@ def dataset_to_coco(
                 {
                     "id": len(annotations) + 1,
                     "image_id": coco_id,
-                    "category_id": int(label),
+                    "category_id": dataset.category_id(label),
                     "bbox": [float(box[0]), float(box[1]), width, height],
                     "area": width * height,
                     "iscrowd": 0,
@@ -155,8 +174,8 @@ def dataset_to_coco(
                 }
             )
     categories = [
-        {"id": i + 1, "name": name, "supercategory": "object"}
-        for i, name in enumerate(dataset.class_names)
+        {"id": category_id, "name": name, "supercategory": "object"}
+        for category_id, name in zip(dataset.category_ids, dataset.class_names, strict=True)
     ]
     return {
         "info": dict(info) if info is not None else {"description": "written by huale"},
@@ -185,7 +204,7 @@ def predictions_to_coco_results(
 
     ``predictions[i]`` belongs to ``dataset.records[i]`` and holds ``boxes`` (K, 4) xyxy,
     ``labels`` (K,) in 1..C and ``scores`` (K,), as tensors or arrays. Image ids follow
-    :func:`coco_image_ids`.
+    :func:`coco_image_ids`; category ids are the dataset's ``category_ids`` (the user's ids).
     """
     if len(predictions) != len(dataset):
         raise ValueError(f"{len(predictions)} predictions for a dataset of {len(dataset)} images")
@@ -214,7 +233,7 @@ def predictions_to_coco_results(
             results.append(
                 {
                     "image_id": coco_id,
-                    "category_id": int(label),
+                    "category_id": dataset.category_id(label),
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "score": float(score),
                 }

@@ -12,12 +12,12 @@ Accepted layouts for :func:`load_dataset`:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from huale.data.coco import read_coco
 from huale.data.images import image_size, list_images
-from huale.data.records import DetectionDataset, ImageRecord, LoadReport
+from huale.data.records import DetectionDataset, ImageRecord, LoadReport, assign_category_ids
 from huale.data.textfiles import read_list_file
 from huale.data.voc import read_voc, voc_year_folder
 from huale.data.yolo import read_yolo
@@ -63,21 +63,30 @@ def load_dataset(
     *,
     class_names: Sequence[str] | None = None,
     image_root: str | Path | None = None,
+    fallback_ids: Mapping[str, int] | None = None,
 ) -> DetectionDataset:
     """Read split ``split`` of the dataset at ``source``, whatever its layout.
 
-    ``image_root`` overrides where COCO images are looked up (COCO only).
+    ``image_root`` overrides where COCO images are looked up (COCO only). The dataset's
+    ``category_ids`` are the file's own ids (COCO category ids, YOLO class indices; 1..C for
+    VOC); a class of ``class_names`` the file has no id for gets ``fallback_ids[name]`` (e.g.
+    the ids a checkpoint stores) when given.
     """
     source = Path(source)
     kind = detect_format(source, split)
     if image_root is not None and kind != "coco":
         raise ConfigError(f"image_root applies to COCO datasets only, {source} is {kind}")
     if kind == "voc":
-        return read_voc(source, split, class_names=class_names)
+        dataset = read_voc(source, split, class_names=class_names)
+        if fallback_ids:
+            dataset.category_ids = assign_category_ids(dataset.class_names, {}, fallback_ids)
+        return dataset
     if kind == "yolo":
-        return read_yolo(_yolo_yaml(source), split, class_names=class_names)
+        return read_yolo(
+            _yolo_yaml(source), split, class_names=class_names, fallback_ids=fallback_ids
+        )
     json_file = source if source.is_file() else source / f"{split}.json"
-    return read_coco(json_file, image_root, class_names=class_names)
+    return read_coco(json_file, image_root, class_names=class_names, fallback_ids=fallback_ids)
 
 
 def load_image_folder(folder: str | Path, *, class_names: Sequence[str] = ()) -> DetectionDataset:

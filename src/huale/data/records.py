@@ -9,12 +9,16 @@ torchvision detectors take:
 - ``target["labels"]``: ``(N,)`` int64 in 1..C (0 is background)
 - ``target["difficult"]``: ``(N,)`` bool
 - ``target["image_id"]``: the record's stable string id
+
+Labels 1..C are internal. ``category_ids[label - 1]`` is the id the user's file gives that class
+(a COCO ``category_id``, a YOLO class index; 1..C where the format has no ids, such as VOC):
+every file huale writes for the user (COCO results, ``selected_coco.json``) uses those ids.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +114,8 @@ def sanitize_boxes(
 class DetectionDataset(Dataset):
     """Records plus class names; yields ``(image, target)`` (see module docstring).
 
-    ``class_names[i]`` is the name of label ``i + 1``. ``transforms`` is called as
+    ``class_names[i]`` is the name of label ``i + 1`` and ``category_ids[i]`` its id in the
+    user's files (default ``i + 1``). ``transforms`` is called as
     ``transforms(image, target) -> (image, target)``.
     """
 
@@ -119,11 +124,13 @@ class DetectionDataset(Dataset):
         records: Sequence[ImageRecord],
         class_names: Sequence[str],
         *,
+        category_ids: Sequence[int] | None = None,
         transforms: Callable | None = None,
         report: LoadReport | None = None,
     ):
         self.records = list(records)
         self.class_names = list(class_names)
+        self.category_ids = check_category_ids(category_ids, len(self.class_names))
         self.transforms = transforms
         self.report = report or LoadReport(images=len(self.records))
         ids = [r.image_id for r in self.records]
@@ -162,6 +169,7 @@ class DetectionDataset(Dataset):
         return DetectionDataset(
             [self.records[self._index[i]] for i in image_ids],
             self.class_names,
+            category_ids=self.category_ids,
             transforms=transforms if transforms is not None else self.transforms,
             report=self.report,
         )
@@ -173,10 +181,48 @@ class DetectionDataset(Dataset):
                 other.report.source or "dataset",
                 f"classes {other.class_names} differ from {self.class_names}; cannot combine",
             )
-        return DetectionDataset(self.records + other.records, self.class_names, transforms=self.transforms)
+        if other.category_ids != self.category_ids:
+            raise DataError(
+                other.report.source or "dataset",
+                f"category ids {other.category_ids} differ from {self.category_ids}; cannot combine",
+            )
+        return DetectionDataset(
+            self.records + other.records, self.class_names, category_ids=self.category_ids,
+            transforms=self.transforms,
+        )
 
     def with_transforms(self, transforms: Callable | None) -> DetectionDataset:
-        return DetectionDataset(self.records, self.class_names, transforms=transforms, report=self.report)
+        return DetectionDataset(
+            self.records, self.class_names, category_ids=self.category_ids, transforms=transforms,
+            report=self.report,
+        )
+
+    def category_id(self, label: int) -> int:
+        """The user's category id of internal label ``label`` (1..C)."""
+        return self.category_ids[int(label) - 1]
+
+    def without_classes(self, names: Iterable[str]) -> DetectionDataset:
+        """This dataset without the classes ``names``: their boxes are removed, the other
+        classes keep their names and category ids and are numbered 1..C' in the same order."""
+        drop = set(names)
+        unknown = drop - set(self.class_names)
+        if unknown:
+            raise KeyError(f"unknown classes: {sorted(unknown)}")
+        keep = [i for i, name in enumerate(self.class_names) if name not in drop]
+        new_label = np.zeros(self.num_classes + 1, dtype=np.int64)
+        new_label[[i + 1 for i in keep]] = np.arange(1, len(keep) + 1)
+        records = []
+        for r in self.records:
+            kept = new_label[r.labels] > 0
+            records.append(
+                ImageRecord(r.image_id, r.path, r.width, r.height, r.boxes[kept],
+                            new_label[r.labels[kept]], r.difficult[kept])
+            )
+        return DetectionDataset(
+            records, [self.class_names[i] for i in keep],
+            category_ids=[self.category_ids[i] for i in keep], transforms=self.transforms,
+            report=self.report,
+        )
 
     def target(self, i: int) -> dict:
         record = self.records[i]
@@ -207,6 +253,40 @@ class DetectionDataset(Dataset):
         for record in self.records:
             np.add.at(counts, record.labels - 1, 1)
         return counts
+
+
+def check_category_ids(category_ids: Sequence[int] | None, num_classes: int) -> list[int]:
+    """``category_ids`` as a list of C distinct integers (``1..C`` when None)."""
+    if category_ids is None:
+        return list(range(1, num_classes + 1))
+    values = list(category_ids)
+    if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in values):
+        raise ValueError(f"category_ids must be integers, got {values}")
+    ids = [int(i) for i in values]
+    if len(ids) != num_classes or len(set(ids)) != len(ids):
+        raise ValueError(f"category_ids must be {num_classes} distinct integers, got {ids}")
+    return ids
+
+
+def assign_category_ids(
+    class_names: Sequence[str],
+    file_ids: Mapping[str, int],
+    fallback_ids: Mapping[str, int] | None = None,
+) -> list[int]:
+    """The category id of each class: the file's id of its name (``file_ids``), else
+    ``fallback_ids[name]`` (e.g. a checkpoint's ids) when free, else the next id above all others."""
+    ids: list[int | None] = [file_ids.get(name) for name in class_names]
+    taken = {i for i in ids if i is not None}
+    fallback_ids = fallback_ids or {}
+    for k, name in enumerate(class_names):
+        if ids[k] is None and fallback_ids.get(name) is not None and fallback_ids[name] not in taken:
+            ids[k] = int(fallback_ids[name])
+            taken.add(ids[k])
+    for k in range(len(ids)):
+        if ids[k] is None:
+            ids[k] = max(taken, default=0) + 1
+            taken.add(ids[k])
+    return [int(i) for i in ids]
 
 
 def collate_detection(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:

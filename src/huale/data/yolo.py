@@ -1,10 +1,18 @@
 """YOLO (Ultralytics) reader: a ``data.yaml`` plus one ``cls cx cy w h`` label file per image.
 
-Layout: ``data.yaml`` has an optional ``path`` (dataset root, relative to the yaml's folder;
-default the yaml's folder), ``train`` / ``val`` / ``test`` entries that are each a folder of
-images, a ``.txt`` list of image paths (relative lines are relative to the list's folder) or a
-list of those, and ``names`` as a list or an ``{index: name}`` dict (or only ``nc``, giving names
-``class_0``...). The label file of ``.../images/.../x.jpg`` is ``.../labels/.../x.txt``; a missing
+Layout: ``data.yaml`` has an optional ``path`` (the dataset root), ``train`` / ``val`` / ``test``
+entries that are each a folder of images, a ``.txt`` list of image paths (relative lines are
+relative to the list's folder) or a list of those, and ``names`` as a list or an
+``{index: name}`` dict (or only ``nc``, giving names ``class_0``...).
+
+Paths are resolved as Ultralytics' ``check_det_dataset`` does: the root is ``path`` when given
+(a relative ``path`` is tried against the yaml's folder first, then the current folder), else the
+yaml's folder; a relative split entry is relative to the root, and an entry starting with
+``../`` that does not exist there is tried without its ``../`` (Roboflow writes
+``train: ../train/images`` into a yaml that sits next to ``train/``). A split the yaml does not
+name is a :class:`DataError` that lists the splits it has: huale never reads ``val`` in place of
+a missing ``test`` unless asked for ``val``. Class ids: the dataset's ``category_ids`` are the
+YOLO class indices (0-based), so files huale writes (COCO results) keep them. The label file of ``.../images/.../x.jpg`` is ``.../labels/.../x.txt``; a missing
 label file means an image without objects (the YOLO convention), counted in the report.
 
 Values: ``cx cy w h`` are fractions of the image size in [0, 1]. Values at most ``TOLERANCE``
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,13 @@ import numpy as np
 import yaml
 
 from huale.data.images import IMAGE_SUFFIXES, image_size, list_images
-from huale.data.records import DetectionDataset, ImageRecord, LoadReport, sanitize_boxes
+from huale.data.records import (
+    DetectionDataset,
+    ImageRecord,
+    LoadReport,
+    assign_category_ids,
+    sanitize_boxes,
+)
 from huale.data.textfiles import read_list_file, read_text_lines
 from huale.errors import ConfigError, DataError
 
@@ -37,13 +51,19 @@ _NO_LABEL_FILE = "images without a label file (no objects)"
 
 
 def read_yolo(
-    data_yaml: str | Path, split: str = "train", *, class_names: Sequence[str] | None = None
+    data_yaml: str | Path,
+    split: str = "train",
+    *,
+    class_names: Sequence[str] | None = None,
+    fallback_ids: Mapping[str, int] | None = None,
 ) -> DetectionDataset:
     """Read split ``split`` of a YOLO dataset described by ``data_yaml``.
 
-    ``class_names`` maps the yaml's names onto the given label order (a name not in it is a
-    :class:`DataError`); by default label ``i + 1`` is the yaml's class ``i``. Image ids are image
-    paths relative to the split's folder (for a list file, the list's folder), without suffix.
+    ``class_names`` maps the yaml's names onto the given label order (a box of a class not in it
+    is a :class:`DataError`); by default label ``i + 1`` is the yaml's class ``i``. A class of
+    ``class_names`` the yaml does not name gets ``fallback_ids[name]`` (or a free id) as its
+    category id. Image ids are image paths relative to the split's folder (for a list file, the
+    list's folder), without suffix.
     """
     data_yaml = Path(data_yaml)
     config = _load_yaml(data_yaml)
@@ -54,20 +74,19 @@ def read_yolo(
     label_of_name = {name: i + 1 for i, name in enumerate(class_names)}
     if len(label_of_name) != len(class_names):
         raise ConfigError(f"class_names has duplicates: {class_names}")
-    unknown = [name for name in yolo_names if name not in label_of_name]
-    if unknown:
-        raise DataError(data_yaml, f"class {unknown[0]!r} is not in class_names {class_names}")
-    label_of_index = np.array([label_of_name[name] for name in yolo_names], dtype=np.int64)
+    # 0: a yaml class the caller does not know (an error only if a label file uses it)
+    label_of_index = np.array([label_of_name.get(name, 0) for name in yolo_names], dtype=np.int64)
+    category_ids = assign_category_ids(
+        class_names, {name: i for i, name in enumerate(yolo_names)}, fallback_ids
+    )
 
-    path_entry = config.get("path") or "."
-    if not isinstance(path_entry, str):
-        raise DataError(data_yaml, f"'path' must be a folder path, got {path_entry!r}")
-    root = Path(path_entry)
-    if not root.is_absolute():
-        root = data_yaml.parent / root
+    root = dataset_root(data_yaml, config)
     if split not in config or config[split] in (None, "", []):
         present = [key for key in ("train", "val", "test") if config.get(key)]
-        raise DataError(data_yaml, f"no {split!r} entry (entries: {', '.join(present) or 'none'})")
+        hint = " (pass split 'val' to read the val images)" if split == "test" and "val" in present else ""
+        raise DataError(
+            data_yaml, f"no {split!r} entry (entries: {', '.join(present) or 'none'}){hint}"
+        )
     images = _split_images(data_yaml, root, config[split])
 
     report = LoadReport(source=f"{data_yaml} [{split}]")
@@ -79,11 +98,41 @@ def read_yolo(
                 data_yaml, f"{split}: image id {image_id!r} for both {seen[image_id]} and {path}"
             )
         seen[image_id] = path
-        records.append(_record(image_id, path, label_of_index, report))
+        records.append(_record(image_id, path, label_of_index, yolo_names, class_names, report))
     report.images = len(records)
     report.boxes = sum(r.num_boxes for r in records)
     report.log()
-    return DetectionDataset(records, class_names, report=report)
+    return DetectionDataset(records, class_names, category_ids=category_ids, report=report)
+
+
+def dataset_root(data_yaml: Path, config: dict) -> Path:
+    """The folder split entries are relative to (see the module docstring)."""
+    path_entry = config.get("path")
+    if path_entry in (None, ""):
+        return data_yaml.parent
+    if not isinstance(path_entry, str):
+        raise DataError(data_yaml, f"'path' must be a folder path, got {path_entry!r}")
+    root = Path(os.path.expanduser(os.path.expandvars(path_entry)))
+    if root.is_absolute():
+        return root
+    for base in (data_yaml.parent, Path.cwd()):
+        if (base / root).is_dir():
+            return base / root
+    return data_yaml.parent / root  # missing: the split entries' error names this path
+
+
+def resolve_entry(root: Path, entry: str) -> Path:
+    """A split entry's path: ``root / entry``, or without a leading ``../`` when only that
+    exists (Ultralytics' rule for Roboflow exports)."""
+    path = Path(os.path.expanduser(entry))
+    if path.is_absolute():
+        return path
+    candidate = root / path
+    if not candidate.exists() and entry.startswith("../"):
+        stripped = root / entry[3:]
+        if stripped.exists():
+            return Path(os.path.normpath(stripped))
+    return Path(os.path.normpath(candidate))
 
 
 def yolo_label_path(image_path: str | Path) -> Path:
@@ -98,7 +147,8 @@ def yolo_label_path(image_path: str | Path) -> Path:
 
 
 def _record(
-    image_id: str, path: Path, label_of_index: np.ndarray, report: LoadReport
+    image_id: str, path: Path, label_of_index: np.ndarray, yolo_names: list[str],
+    class_names: list[str], report: LoadReport,
 ) -> ImageRecord:
     width, height = image_size(path)
     label_file = yolo_label_path(path)
@@ -106,6 +156,12 @@ def _record(
         report.note(_NO_LABEL_FILE)
         return ImageRecord(image_id, path, width, height)
     classes, cxcywh = _parse_label_file(label_file, len(label_of_index))
+    unknown = classes[label_of_index[classes] == 0]
+    if len(unknown):
+        name = yolo_names[int(unknown[0])]
+        raise DataError(
+            label_file, f"class {name!r} is not in class_names {class_names} (index {unknown[0]})"
+        )
     boxes = np.empty_like(cxcywh)
     boxes[:, 0] = (cxcywh[:, 0] - cxcywh[:, 2] / 2) * width
     boxes[:, 1] = (cxcywh[:, 1] - cxcywh[:, 3] / 2) * height
@@ -195,15 +251,17 @@ def _split_images(data_yaml: Path, root: Path, entry: Any) -> list[tuple[str, Pa
     for item in entries:
         if not isinstance(item, str):
             raise DataError(data_yaml, f"split entry {item!r} is not a path")
-        path = Path(item)
-        if not path.is_absolute():
-            path = root / path
+        path = resolve_entry(root, item)
         if path.is_dir():
             images += [(_image_id(image, path, root), image) for image in list_images(path)]
         elif path.is_file() and path.suffix.lower() == ".txt":
             images += [(_image_id(image, path.parent, root), image) for image in _list_file(path)]
         elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             images.append((_image_id(path, path.parent, root), path))
+        elif not path.exists():
+            raise DataError(
+                path, f"split entry {item!r} of {data_yaml} not found (resolved against {root})"
+            )
         else:
             raise DataError(path, f"split entry of {data_yaml} is not an image folder or a list")
     return images

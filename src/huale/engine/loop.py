@@ -46,6 +46,7 @@ from huale.io import atomic_write_json, atomic_write_text
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import build_detector
+from huale.outfolder import folder_contents
 from huale.reports.records import CycleRecord, record_path
 from huale.runtime import distributed
 from huale.runtime.device import resolve_device
@@ -254,6 +255,12 @@ def start_run(config: LoopConfig, run_dir: str | Path, *, progress: bool = True)
         def write_config() -> None:
             if (run_dir / CONFIG_NAME).is_file():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+            contents = folder_contents(run_dir)
+            if contents:
+                raise ConfigError(
+                    f"{run_dir}: folder is not empty ({', '.join(contents[:3])}) and holds no "
+                    "huale run; choose a new or empty folder"
+                )
             atomic_write_json(run_dir / ENVIRONMENT_NAME, environment(loop.device))
             atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
@@ -288,7 +295,10 @@ def load_run_datasets(data: DataSpec, *, progress: bool = True) -> tuple[Detecti
     for part in parts[1:]:
         train = train.concat(part)
     test_source = data.test_source or data.train_sources[0]
-    test = load_dataset(test_source, data.test_split, class_names=train.class_names)
+    test = load_dataset(
+        test_source, data.test_split, class_names=train.class_names,
+        fallback_ids=dict(zip(train.class_names, train.category_ids, strict=True)),
+    )
     return train, test
 
 

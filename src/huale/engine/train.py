@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"  # weights + training state, rewritten every epoch
 MODEL_NAME = "model.pt"  # final weights only
 HISTORY_NAME = "history.json"
+OUTPUTS = (CHECKPOINT_NAME, MODEL_NAME, HISTORY_NAME)  # what a training writes in its folder
 
 
 @dataclass
@@ -329,7 +330,8 @@ def _train(model, dataset, train_set, config, out_dir, resume, device, use_amp, 
                     "history": history,
                     "world_size": world,
                 }
-                save_checkpoint(out_dir / CHECKPOINT_NAME, model, dataset.class_names, training=training)
+                save_checkpoint(out_dir / CHECKPOINT_NAME, model, dataset.class_names,
+                                training=training, category_ids=dataset.category_ids)
 
             distributed.run_on_main(write_checkpoint)  # the other processes wait for it
 
@@ -339,7 +341,8 @@ def _train(model, dataset, train_set, config, out_dir, resume, device, use_amp, 
         def write_final() -> None:
             # model.pt last: its presence marks a finished training (history.json is there too)
             atomic_write_json(out_dir / HISTORY_NAME, {"config": asdict(config), "history": history})
-            save_checkpoint(out_dir / MODEL_NAME, model, dataset.class_names)
+            save_checkpoint(out_dir / MODEL_NAME, model, dataset.class_names,
+                            category_ids=dataset.category_ids)
 
         distributed.run_on_main(write_final)
     return TrainResult(out_dir=out_dir, epochs_run=config.epochs - start_epoch, seconds=seconds, history=history)

@@ -5,8 +5,13 @@ A huale checkpoint is a dict written atomically with ``torch.save``::
     {"format": "huale-checkpoint", "version": 1,
      "model": {"arch": str, "num_classes": int, "kwargs": {...}},   # build_detector arguments
      "class_names": [str, ...],                                     # label i+1 -> class_names[i]
+     "category_ids": [int, ...],                                    # label i+1 -> the user's id
      "state_dict": {...},                                           # detector weights
      "training": {...} | None}                                      # optimizer etc. for --resume
+
+``category_ids`` are the ids the training data gave its classes (COCO category ids, YOLO class
+indices): ``huale evaluate --save-detections`` and ``huale select`` write them back. Checkpoints
+written before they were stored read as ``1..C`` (:func:`checkpoint_category_ids`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import torch
 
+from huale.data.records import check_category_ids
 from huale.errors import CheckpointError
 from huale.io import atomic_torch_save
 
@@ -44,8 +50,9 @@ def save_checkpoint(
     class_names: list[str],
     *,
     training: dict | None = None,
+    category_ids: list[int] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (see module docstring)."""
+    """Write a checkpoint atomically (see module docstring); ``category_ids`` default 1..C."""
     spec = model_spec(model)
     if spec["num_classes"] != len(class_names):
         raise CheckpointError(f"spec says {spec['num_classes']} classes but {len(class_names)} names given")
@@ -54,10 +61,26 @@ def save_checkpoint(
         "version": CHECKPOINT_VERSION,
         "model": spec,
         "class_names": list(class_names),
+        "category_ids": check_category_ids(category_ids, len(class_names)),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "training": training,
     }
     return atomic_torch_save(path, state)
+
+
+def checkpoint_category_ids(state: dict) -> list[int]:
+    """The user's category id of each class of a loaded checkpoint (1..C for older ones)."""
+    ids = state.get("category_ids")
+    num_classes = len(state["class_names"])
+    try:
+        return check_category_ids(ids, num_classes)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint category ids: {exc}") from None
+
+
+def checkpoint_fallback_ids(state: dict) -> dict[str, int]:
+    """``{class name: category id}`` of a loaded checkpoint (``fallback_ids`` of the readers)."""
+    return dict(zip(state["class_names"], checkpoint_category_ids(state), strict=True))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -86,6 +86,23 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+# torchvision's GeneralizedRCNNTransform default (min_size, max_size) for the other architectures
+TORCHVISION_INPUT_SIZE = (800, 1333)
+
+
+def default_input_size(arch: str) -> tuple[int, int]:
+    """(min_size, max_size) an architecture resizes its inputs to unless told otherwise."""
+    defaults = ARCH_DEFAULTS[arch]
+    return (defaults.get("min_size", TORCHVISION_INPUT_SIZE[0]),
+            defaults.get("max_size", TORCHVISION_INPUT_SIZE[1]))
+
+
+def resize_factor(min_size: int, max_size: int, width: int, height: int) -> float:
+    """The factor the detector's transform scales a ``width`` x ``height`` image by
+    (torchvision's rule: the shorter side to ``min_size`` unless the longer passes ``max_size``)."""
+    return min(min_size / min(width, height), max_size / max(width, height))
+
+
 # "small": anchors per level P3..P6 (strides 8..64), two sizes per octave, 3 aspect ratios
 SMALL_ANCHOR_SIZES = ((8, 11), (16, 23), (32, 45), (64, 91))
 SMALL_FPN_CHANNELS = 64
@@ -289,7 +306,15 @@ def _resolve_weights(spec: str | Path, model_name: str) -> tuple[dict[str, Tenso
         )
     enum = choices[name]
     log.info("downloading %s (torchvision weights of %s)", enum, model_name)
-    return enum.get_state_dict(progress=False, check_hash=True), f"torchvision {enum}"
+    try:
+        return enum.get_state_dict(progress=False, check_hash=True), f"torchvision {enum}"
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad hash a RuntimeError
+        reason = getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"could not download the torchvision weights {spec} of {model_name} ({reason}); "
+            f"offline, fetch {enum.url} on a machine with internet and pass the file's path "
+            f"instead of {spec!r}"
+        ) from None
 
 
 def _check_faster_rcnn_kwargs(kwargs: Mapping[str, Any]) -> None:

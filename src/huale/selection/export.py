@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,16 @@ def write_selection_json(
 
 
 def write_selected_coco(
-    path: str | Path, ranked: Sequence[RankedImage], class_names: Sequence[str], threshold: float
+    path: str | Path,
+    ranked: Sequence[RankedImage],
+    class_names: Sequence[str],
+    threshold: float,
+    category_ids: Sequence[int] | None = None,
 ) -> Path:
-    """The selected images (rank order) with their detections as COCO annotations + scores."""
+    """The selected images (rank order) with their detections as COCO annotations + scores.
+
+    Category ids are ``category_ids`` (the checkpoint's: the ids of the user's training data);
+    image ``file_name`` is the image path as the pool gave it (absolute, symlinks kept)."""
     chosen = [item for item in ranked if item.selected]
     records = [
         ImageRecord(
@@ -140,7 +148,9 @@ def write_selected_coco(
         "description": "huale select: selected images, model detections as pre-annotations",
         "score_threshold": float(threshold),
     }
-    coco = dataset_to_coco(DetectionDataset(records, class_names), info=info)
+    coco = dataset_to_coco(
+        DetectionDataset(records, class_names, category_ids=category_ids), info=info
+    )
     scores = [float(s) for item in chosen for s in item.detections.scores]
     for annotation, score in zip(coco["annotations"], scores, strict=True):
         annotation["score"] = score
@@ -218,13 +228,15 @@ def write_label_studio_tasks(path: str | Path, tasks: list[dict]) -> Path:
 def image_location(path: Path, image_root: Path, url_prefix: str | None) -> str:
     """``url_prefix`` + path relative to ``image_root`` (URL-quoted); else the absolute path.
 
-    An image outside ``image_root`` keeps its absolute path after the prefix.
+    Paths are made absolute without resolving symlinks: a pool folder of links gives the link's
+    path under the pool folder, not its target. An image outside ``image_root`` keeps its
+    absolute path after the prefix.
     """
-    path = Path(path).resolve()
+    path = Path(os.path.abspath(path))
     if url_prefix is None:
         return path.as_posix()
     try:
-        relative = path.relative_to(image_root).as_posix()
+        relative = path.relative_to(os.path.abspath(image_root)).as_posix()
     except ValueError:
         relative = path.as_posix().lstrip("/")
     return url_prefix + quote(relative, safe="/")

@@ -13,6 +13,7 @@ list's folder).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,9 +28,14 @@ LIST_SUFFIXES = (".txt",)
 
 
 def load_pool(
-    source: str | Path, class_names: Sequence[str], *, split: str = "train"
+    source: str | Path,
+    class_names: Sequence[str],
+    *,
+    split: str = "train",
+    category_ids: Sequence[int] | None = None,
 ) -> DetectionDataset:
-    """The pool at ``source`` as a dataset without annotations, labelled with ``class_names``.
+    """The pool at ``source`` as a dataset without annotations, labelled with ``class_names``
+    (whose ids in the user's files are ``category_ids``, default 1..C).
 
     A ``.txt`` file is an image list, a folder holding a dataset layout (VOC, ``<split>.json``,
     YOLO yaml) is that dataset, any other folder is a folder of images; ``.json``/``.yaml`` files
@@ -47,14 +53,21 @@ def load_pool(
     else:
         found = load_dataset(source, split)
     records = [ImageRecord(r.image_id, r.path, r.width, r.height) for r in found.records]
-    return DetectionDataset(records, class_names, report=found.report)
+    return DetectionDataset(
+        records, class_names, category_ids=category_ids, report=found.report
+    )
 
 
 def load_labeled(
-    source: str | Path, class_names: Sequence[str], *, split: str = "train"
+    source: str | Path,
+    class_names: Sequence[str],
+    *,
+    split: str = "train",
+    category_ids: Sequence[int] | None = None,
 ) -> DetectionDataset:
     """The labeled dataset at ``source`` with labels mapped onto ``class_names`` (by name)."""
-    return load_dataset(source, split, class_names=class_names)
+    fallback = None if category_ids is None else dict(zip(class_names, category_ids, strict=True))
+    return load_dataset(source, split, class_names=class_names, fallback_ids=fallback)
 
 
 def read_id_list(path: str | Path) -> list[str]:
@@ -95,8 +108,8 @@ def unmatched_ids(
 
 def pool_root(source: str | Path) -> Path:
     """The folder image paths of the pool are reported relative to: the pool folder itself, or
-    the folder of a list / annotation file."""
-    source = Path(source).resolve()
+    the folder of a list / annotation file (absolute, symlinks not resolved)."""
+    source = Path(os.path.abspath(source))
     return source if source.is_dir() else source.parent
 
 

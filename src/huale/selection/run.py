@@ -24,6 +24,7 @@ pool, with a warning.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ from huale.inference import (
 from huale.inference.adapters import DEFAULT_DETECTOR, adapter_class, check_needs
 from huale.inference.predictions_file import PredictionsFile, classes_file_of, match_lines
 from huale.locking import FolderLock
+from huale.outfolder import claim_out_folder
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
 from huale.runtime import distributed
 from huale.selection import export
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 
 BUDGET_UNITS = ("images", "boxes")
 SCORING_DIR = ".scoring"
+# what a run writes in its folder (deleted first by --overwrite)
+OUTPUTS = (SCORING_DIR, export.SELECTION_CSV, export.SELECTION_JSON, export.SELECTED_COCO,
+           export.LABEL_STUDIO_TASKS)
 
 
 @dataclass(kw_only=True)
@@ -103,6 +108,8 @@ class SelectConfig:
     amp: bool = True
     shard_size: int = DEFAULT_SHARD_SIZE
     progress: bool = True
+    resume: bool = False
+    overwrite: bool = False
 
     def scoring_request(self) -> ScoringRequest:
         """How to run the scoring passes of this selection."""
@@ -137,16 +144,23 @@ class SelectResult:
     files: dict[str, Path]
     pool_size: int
     already_labeled: list[str]
-    skipped: list[tuple[str, str]]
+    skipped: list[tuple[str, str]]  # (image id, or file for images unreadable at loading; reason)
+    resumed: int = 0  # pool images read back from the scoring shards of an earlier run
 
 
 def run_selection(config: SelectConfig) -> SelectResult:
     """Run the pipeline of the module docstring and write the four export files.
 
     The output folder is locked for the whole run: a second ``huale select`` on the same
-    ``--out`` stops with an error instead of mixing its files with this one's.
+    ``--out`` stops with an error instead of mixing its files with this one's. A folder that is
+    not empty needs ``config.resume`` (continue from its scoring shards) or ``config.overwrite``
+    (delete its shards and exports first): :func:`huale.outfolder.claim_out_folder`.
     """
     with distributed.main_only(FolderLock(config.out)):
+        distributed.run_on_main(
+            claim_out_folder, config.out, resume=config.resume, overwrite=config.overwrite,
+            outputs=OUTPUTS,
+        )
         return _run_selection(config)
 
 
@@ -165,10 +179,13 @@ def _run_selection(config: SelectConfig) -> SelectResult:
         detector = load_detector(config.detector, config.checkpoint, arch=config.arch,
                                  classes=classes, **sizes)
         class_names = list(detector.class_names)
+    # the user's category id of each class (None: 1..C), so that exports keep the user's ids
+    category_ids = getattr(detector, "category_ids", None)
 
-    pool = load_pool(config.pool, class_names, split=config.pool_split)
+    pool = load_pool(config.pool, class_names, split=config.pool_split, category_ids=category_ids)
     labeled = (
-        load_labeled(config.labeled, class_names, split=config.labeled_split)
+        load_labeled(config.labeled, class_names, split=config.labeled_split,
+                     category_ids=category_ids)
         if config.labeled is not None
         else None
     )
@@ -227,7 +244,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
             rank=n,
             selected=s.image_id in chosen,
             score=s,
-            record=_with_resolved_path(by_id[s.image_id]),
+            record=_with_absolute_path(by_id[s.image_id]),
             detections=detections[s.image_id],
         )
         for n, s in enumerate(selection.ranked, start=1)
@@ -245,10 +262,12 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "pool": Path(config.pool).resolve().as_posix(),
         "labeled": None if config.labeled is None else Path(config.labeled).resolve().as_posix(),
         "class_names": class_names,
+        "category_ids": pool.category_ids,
         "preannotation_threshold": config.preannotation_threshold,
         "pool_images": len(records),
         "already_labeled": len(already),
         "skipped": [{"image_id": i, "reason": r} for i, r in report.skipped],
+        "skipped_files": [{"path": f, "reason": r} for f, r in pool.report.skipped],
         "num_selected": len(selected),
     }
     out = config.out
@@ -256,7 +275,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "csv": export.write_selection_csv(out / export.SELECTION_CSV, ranked),
         "json": export.write_selection_json(out / export.SELECTION_JSON, ranked, run),
         "coco": export.write_selected_coco(
-            out / export.SELECTED_COCO, ranked, class_names, config.preannotation_threshold
+            out / export.SELECTED_COCO, ranked, class_names, config.preannotation_threshold,
+            pool.category_ids,
         ),
         "label_studio": export.write_label_studio_tasks(
             out / export.LABEL_STUDIO_TASKS,
@@ -276,7 +296,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         files=files,
         pool_size=len(records),
         already_labeled=already,
-        skipped=report.skipped,
+        skipped=[*pool.report.skipped, *report.skipped],
+        resumed=report.resumed,
     )
 
 
@@ -460,8 +481,9 @@ def _resolved(path: Path | None) -> str | None:
     return None if path is None else Path(path).resolve().as_posix()
 
 
-def _with_resolved_path(record):
-    return replace(record, path=Path(record.path).resolve())
+def _with_absolute_path(record):
+    """The record with an absolute path; symlinks are kept, not resolved to their targets."""
+    return replace(record, path=Path(os.path.abspath(record.path)))
 
 
 def _needs_tag(kind: str, needs: Needs) -> str:

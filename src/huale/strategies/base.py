@@ -5,11 +5,19 @@ plus per-image explanations) and declares in :class:`Needs` what the scoring run
 Multi-stage strategies (CALD, HUALE, an uncertainty stage followed by core-set) override
 :meth:`Strategy.select` instead; the engine only ever calls ``needs`` and ``select``, never a
 strategy by name.
+
+Ties [INF]: images with equal scores are ordered by a seeded random draw per image
+(:func:`image_uniform` of ``context.seed`` and the image id), never by file name, so a weak
+model whose scores tie does not pick consecutive frames of one video. :func:`warn_if_tied` warns
+when most candidates share one score.
 """
 
 from __future__ import annotations
 
+import logging
+import zlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +25,11 @@ import numpy as np
 
 from huale.errors import ConfigError
 from huale.predictions import Detections, Needs, PredictionRecord
+
+log = logging.getLogger(__name__)
+
+TIE_WARNING_SHARE = 0.5  # warn when more than this share of >= TIE_WARNING_MIN candidates tie
+TIE_WARNING_MIN = 4
 
 
 @dataclass
@@ -104,9 +117,42 @@ def aggregate(values: Sequence[float] | np.ndarray, how: str) -> float:
     return float(_REDUCERS[how](values))
 
 
-def rank(scores: Sequence[ImageScore]) -> list[ImageScore]:
-    """Sort by descending score; ties broken by image id so the order is deterministic."""
-    return sorted(scores, key=lambda s: (-s.score if np.isfinite(s.score) else np.inf, s.image_id))
+def image_uniform(seed: int, image_id: str) -> float:
+    """A uniform number in [0, 1) determined by ``(seed, image_id)`` alone.
+
+    Seeded from CRC32 (stable across processes, unlike Python's salted ``hash``), so the order of
+    the pool never depends on the order of the records or on which other images are in it.
+    """
+    key = [zlib.crc32(str(int(seed)).encode()), zlib.crc32(image_id.encode())]
+    return float(np.random.default_rng(key).random())
+
+
+def tie_order(seed: int, image_id: str) -> tuple[float, str]:
+    """Sort key among equal scores: a seeded random draw (never the file name), then the id."""
+    return image_uniform(seed, image_id), image_id
+
+
+def rank(scores: Sequence[ImageScore], seed: int = 0) -> list[ImageScore]:
+    """Sort by descending score (non-finite scores last); ties in a seeded random order."""
+    return sorted(
+        scores,
+        key=lambda s: (-s.score if np.isfinite(s.score) else np.inf, *tie_order(seed, s.image_id)),
+    )
+
+
+def warn_if_tied(scores: Sequence[ImageScore], strategy: str, what: str = "candidates") -> int:
+    """Warn when most of ``scores`` share one value; returns the size of the largest tie."""
+    values = Counter(float(s.score) for s in scores)
+    if not values:
+        return 0
+    value, count = values.most_common(1)[0]
+    if len(scores) >= TIE_WARNING_MIN and count > TIE_WARNING_SHARE * len(scores):
+        log.warning(
+            "%s: %d of %d %s share the score %g: the model tells them apart too little (a weak "
+            "model?); they are ordered at random (seeded)",
+            strategy, count, len(scores), what, value,
+        )
+    return count
 
 
 def take_budget(
@@ -178,5 +224,5 @@ class Strategy(ABC):
         costs: dict[str, int] | None = None,
     ) -> Selection:
         """Rank all records by :meth:`score` and take the budget."""
-        ranked = rank(self.score(records, context))
+        ranked = rank(self.score(records, context), context.seed)
         return Selection(ranked=ranked, selected=take_budget(ranked, budget, costs=costs))

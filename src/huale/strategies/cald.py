@@ -12,6 +12,14 @@ Stage 2 (class balance): ``v_c`` = mean over the views {original (subsampled), e
 highest detection score of class c (0 if none); ``u_c`` = mean GT count of class c per labeled
 image; ``d = JS(softmax(u), softmax(v))``. Images with ``v = 0`` come first, then descending d.
 The stage-2 score is ``d``, plus 1 when ``v = 0`` (``d ≤ ln 2 < 1``, so they rank first).
+
+Deviation [INF]: :class:`Cald` applies the rule shared with ``huale`` and ``hua`` to images whose
+original view has no detection (:mod:`huale.strategies.no_detection`: ranked last in a seeded
+random order, ``empty_fill_fraction`` of the budget reserved for them, default 0), where CALD's
+code ranks them first (C = 0, v = 0); the two stage classes keep CALD's values for such images.
+Explanations: stage 1 lists, per augmented view, the reference detection whose agreement is
+closest to β (``|M − β|``); stage 2 the best detection of each class the image shows, with
+``v_c`` and the labeled set's ``u_c``.
 """
 
 from __future__ import annotations
@@ -23,11 +31,20 @@ import numpy as np
 
 from huale.errors import ConfigError
 from huale.predictions import CUTOUT, FLIP, ORIGINAL, RESIZE, ROTATE, Detections, PredictionRecord
-from huale.strategies.base import ImageScore, Needs, SelectionContext, Strategy, view_of
+from huale.strategies.base import (
+    ImageScore,
+    Needs,
+    Selection,
+    SelectionContext,
+    Strategy,
+    explain_box,
+    view_of,
+)
 from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_number
 from huale.strategies.divergence import js_divergence, softmax
 from huale.strategies.matching import cald_agreement
+from huale.strategies.no_detection import select_with_no_detection_rule
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +114,31 @@ class CaldConsistency(Strategy):
             )
         )
 
+    def explain(self, record: PredictionRecord, context: SelectionContext) -> list:
+        """Per augmented view, the reference detection with the smallest |M − β|."""
+        original = view_of(record, ORIGINAL, self.name)
+        if len(original) == 0:
+            return []
+        reference = reference_detections(original)
+        out = []
+        for aug in self.augs:
+            augmented = view_of(record, aug, self.name)
+            if len(augmented) == 0:
+                continue
+            agreement, _ = cald_agreement(reference, augmented)
+            k = int(np.argmin(np.abs(agreement - self.beta)))
+            gap = float(min(1.0, abs(agreement[k] - self.beta)))
+            out.append(explain_box(reference, k, gap, context, view=aug,
+                                   agreement=float(agreement[k])))
+        return sorted(out, key=lambda o: o.uncertainty)
+
     def score(
         self, records: Sequence[PredictionRecord], context: SelectionContext
     ) -> list[ImageScore]:
-        return [ImageScore(r.image_id, -self.consistency(r)) for r in records]
+        return [
+            ImageScore(r.image_id, -self.consistency(r), objects=self.explain(r, context))
+            for r in records
+        ]
 
 
 class CaldClassBalance(Strategy):
@@ -144,12 +182,22 @@ class CaldClassBalance(Strategy):
     def score(
         self, records: Sequence[PredictionRecord], context: SelectionContext
     ) -> list[ImageScore]:
-        labeled = softmax(self.labeled_distribution(context))
+        u = self.labeled_distribution(context)
+        labeled = softmax(u)
         out = []
         for record in records:
             v = self.class_vector(record, context.num_classes)
             d = float(js_divergence(labeled, softmax(v)))
-            out.append(ImageScore(record.image_id, d + 1.0 if not v.any() else d))
+            objects = []
+            original = view_of(record, ORIGINAL, self.name)
+            for label in np.unique(original.labels):
+                of_class = np.flatnonzero(original.labels == label)
+                k = int(of_class[np.argmax(original.scores[of_class])])
+                objects.append(explain_box(original, k, float(v[label - 1]), context,
+                                           class_score=float(v[label - 1]),
+                                           labeled_per_image=float(u[label - 1])))
+            objects.sort(key=lambda o: -o.uncertainty)
+            out.append(ImageScore(record.image_id, d + 1.0 if not v.any() else d, objects=objects))
         return out
 
 
@@ -167,6 +215,7 @@ class Cald(TwoStage):
         beta: float = 1.3,
         pool_multiplier: float = 1.2,
         augs: str | Sequence[str] = CALD_AUGS,
+        empty_fill_fraction: float = 0.0,
     ):
         super().__init__(
             CaldConsistency(beta=beta, augs=augs),
@@ -175,4 +224,22 @@ class Cald(TwoStage):
         )
         self.beta = self.first.beta
         self.augs = self.first.augs
+        self.empty_fill_fraction = check_number(
+            "empty_fill_fraction", empty_fill_fraction, low=0, high=1
+        )
         self.name = "cald"
+
+    def select(
+        self,
+        records: Sequence[PredictionRecord],
+        budget: int,
+        context: SelectionContext,
+        *,
+        costs: dict[str, int] | None = None,
+    ) -> Selection:
+        """The shared rule for images without detections, then CALD's two stages."""
+        return select_with_no_detection_rule(
+            records, budget, context, costs, threshold=0.0,
+            fill_fraction=self.empty_fill_fraction, strategy=self.name,
+            select_detected=lambda recs, b, c: TwoStage.select(self, recs, b, context, costs=c),
+        )

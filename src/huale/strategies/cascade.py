@@ -86,7 +86,7 @@ class TwoStage(Strategy):
         costs: dict[str, int] | None = None,
     ) -> Selection:
         by_id = records_by_id(records)
-        stage1 = rank(self.first.score(records, context))
+        stage1 = rank(self.first.score(records, context), context.seed)
         if self.pool_size is not None:
             pool_ids = [s.image_id for s in stage1[: self.pool_size]]
         else:

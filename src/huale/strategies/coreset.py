@@ -17,11 +17,20 @@ import numpy as np
 import torch
 
 from huale.errors import ConfigError
-from huale.predictions import PredictionRecord
-from huale.strategies.base import ImageScore, Needs, Selection, SelectionContext, Strategy
+from huale.predictions import ORIGINAL, PredictionRecord
+from huale.strategies.base import (
+    ImageScore,
+    Needs,
+    Selection,
+    SelectionContext,
+    Strategy,
+    explain_box,
+    tie_order,
+)
 from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_number
 
+EXPLAINED_OBJECTS = 5  # detections listed per image in selection.json
 EXACT = "donot_use_mm_for_euclid_dist"  # exact distances, so ties stay ties
 
 
@@ -78,6 +87,20 @@ def k_center_greedy(
     return picks, pick_dist, nearest.numpy().astype(np.float64)
 
 
+def _explain(record: PredictionRecord, distance: float, context: SelectionContext) -> list:
+    """The image's most confident detections (original view, at most ``EXPLAINED_OBJECTS``): what
+    the picked image holds; each carries the image's feature distance, the reason of the pick."""
+    dets = record.views.get(ORIGINAL)
+    if dets is None or len(dets) == 0:
+        return []
+    top = np.argsort(-dets.scores, kind="stable")[:EXPLAINED_OBJECTS]
+    return [
+        explain_box(dets, int(k), distance, context, feature_distance=float(distance),
+                    detection_score=float(dets.scores[k]))
+        for k in top
+    ]
+
+
 class CoreSet(Strategy):
     """k-center greedy selection; with ``base`` the diversity stage after that strategy.
 
@@ -112,8 +135,11 @@ class CoreSet(Strategy):
         own = Needs(features=True, labeled_features=True)
         return own if self.cascade is None else self.cascade.needs
 
-    def _features(self, records: Sequence[PredictionRecord]) -> tuple[list, np.ndarray]:
-        ordered = sorted(records, key=lambda r: r.image_id)
+    def _features(
+        self, records: Sequence[PredictionRecord], seed: int = 0
+    ) -> tuple[list, np.ndarray]:
+        # a seeded random order: ties of the greedy argmax (first maximum) are never file order
+        ordered = sorted(records, key=lambda r: tie_order(seed, r.image_id))
         missing = [r.image_id for r in ordered if r.feature is None]
         if missing:
             raise ConfigError(
@@ -124,7 +150,7 @@ class CoreSet(Strategy):
         return ordered, features
 
     def _run(self, records, context, count, costs=None, budget=None):
-        ordered, features = self._features(records)
+        ordered, features = self._features(records, context.seed)
         if len(ordered) == 0:
             return [], []
         cost_array = None
@@ -134,14 +160,18 @@ class CoreSet(Strategy):
             features, context.labeled_features, count, costs=cost_array, budget=budget
         )
         picked = set(picks)
-        head = [ImageScore(ordered[i].image_id, d) for i, d in zip(picks, pick_dist, strict=True)]
+        head = [
+            ImageScore(ordered[i].image_id, d, objects=_explain(ordered[i], d, context))
+            for i, d in zip(picks, pick_dist, strict=True)
+        ]
         rest = sorted(
             (
-                ImageScore(ordered[i].image_id, float(final[i]))
+                ImageScore(ordered[i].image_id, float(final[i]),
+                           objects=_explain(ordered[i], float(final[i]), context))
                 for i in range(len(ordered))
                 if i not in picked
             ),
-            key=lambda s: (-s.score, s.image_id),
+            key=lambda s: (-s.score, *tie_order(context.seed, s.image_id)),
         )
         return head, rest
 

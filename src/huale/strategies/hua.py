@@ -21,6 +21,15 @@ Faster R-CNN adaptation [INF, §9.1]:
   an image without objects scores 0;
 - class weights w_c: 1 (``class_weights="none"``) or PPAL difficulty weights of
   ``context.class_quality`` (``"difficulty"``; w ≡ 1, logged, when the quality is missing).
+
+Weak models [INF] (docs/method.md, "A weak model"): with ``adaptive_thresholds`` (default) the
+object and member thresholds follow the model's score range, ``t = min(t_option, ½·s_ref)``
+with ``s_ref`` the 90th percentile over the scored images of their highest detection score
+(original view). A trained model (s_ref ≈ 1) keeps the options as given; a first-cycle model
+whose best scores are ~0.1 gets thresholds ~0.05 instead of scoring every image 0. An image whose
+stored pre-NMS boxes leave no member (they are stored above ``member_threshold`` only) uses its
+post-NMS detections of both views as members. Images without any detection follow the shared
+rule of :mod:`huale.strategies.no_detection` (``empty_fill_fraction``).
 """
 
 from __future__ import annotations
@@ -37,20 +46,27 @@ from huale.strategies.base import (
     ImageScore,
     Needs,
     ObjectExplanation,
+    Selection,
     SelectionContext,
     Strategy,
     aggregate,
     explain_box,
+    rank,
+    take_budget,
     view_of,
+    warn_if_tied,
 )
 from huale.strategies.checks import check_choice, check_int, check_number
 from huale.strategies.class_difficulty import difficulty_weights
 from huale.strategies.divergence import normalized_entropy
 from huale.strategies.matching import flip_inconsistency, pairwise_iou
+from huale.strategies.no_detection import select_with_no_detection_rule
 
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("sum", "avg", "max")
+ADAPTIVE_RATIO = 0.5  # thresholds at most this share of the model's reference score s_ref
+ADAPTIVE_QUANTILE = 90  # s_ref: this percentile of the images' highest detection scores
 BOX_UNCERTAINTIES = ("inconsistency", "entropy")
 CLASS_WEIGHTS = ("none", "difficulty")
 
@@ -89,6 +105,8 @@ class Hua(Strategy):
         difficulty_alpha: float = 0.3,
         difficulty_delta: float = 0.2,
         max_objects: int = 5,
+        adaptive_thresholds: bool = True,
+        empty_fill_fraction: float = 0.0,
     ):
         self.object_threshold = check_number("object_threshold", object_threshold, low=0, high=1)
         self.object_nms_iou = check_number("object_nms_iou", object_nms_iou, low=0, high=1)
@@ -107,6 +125,12 @@ class Hua(Strategy):
         self.difficulty_alpha = float(difficulty_alpha)
         self.difficulty_delta = float(difficulty_delta)
         self.max_objects = check_int("max_objects", max_objects, low=0)
+        self.adaptive_thresholds = bool(adaptive_thresholds)
+        self.empty_fill_fraction = check_number(
+            "empty_fill_fraction", empty_fill_fraction, low=0, high=1
+        )
+        # the thresholds of the current scoring (object, member): set by score()
+        self._thresholds = (self.object_threshold, self.member_threshold)
 
     @property
     def needs(self) -> Needs:
@@ -127,10 +151,54 @@ class Hua(Strategy):
             log.warning("%s: no class quality in the context; using class weights w = 1", self.name)
         return np.ones(context.num_classes)
 
+    def thresholds(self, records: Sequence[PredictionRecord]) -> tuple[float, float]:
+        """(object, member) thresholds for these records (module docstring, weak models)."""
+        if not self.adaptive_thresholds:
+            return self.object_threshold, self.member_threshold
+        best = [
+            float(d.scores.max())
+            for d in (r.views.get(ORIGINAL) for r in records)
+            if d is not None and len(d)
+        ]
+        if not best:
+            return self.object_threshold, self.member_threshold
+        reference = float(np.percentile(best, ADAPTIVE_QUANTILE))
+        cap = ADAPTIVE_RATIO * reference
+        adapted = (min(self.object_threshold, cap), min(self.member_threshold, cap))
+        if adapted != (self.object_threshold, self.member_threshold):
+            log.info(
+                "%s: the model's scores are low (90th percentile of the images' best score "
+                "%.3f): object threshold %.3f, member threshold %.3f (options %.3f, %.3f)",
+                self.name, reference, *adapted, self.object_threshold, self.member_threshold,
+            )
+        return adapted
+
+    def select(
+        self,
+        records: Sequence[PredictionRecord],
+        budget: int,
+        context: SelectionContext,
+        *,
+        costs: dict[str, int] | None = None,
+    ) -> Selection:
+        """The shared rule for images without detections, then the ranking by U(x)."""
+        return select_with_no_detection_rule(
+            records, budget, context, costs, threshold=self.detection_threshold,
+            fill_fraction=self.empty_fill_fraction, strategy=self.name,
+            select_detected=lambda recs, b, c: self._select_ranked(recs, b, context, c),
+        )
+
+    def _select_ranked(self, records, budget, context, costs) -> Selection:
+        scores = self.score(records, context)
+        warn_if_tied(scores, self.name)
+        ranked = rank(scores, context.seed)
+        return Selection(ranked=ranked, selected=take_budget(ranked, budget, costs=costs))
+
     def score(
         self, records: Sequence[PredictionRecord], context: SelectionContext
     ) -> list[ImageScore]:
         weights = self.weights(context)
+        self._thresholds = self.thresholds(records)
         out = []
         for record in records:
             value, objects = self.image_uncertainty(record, weights, context)
@@ -138,11 +206,22 @@ class Hua(Strategy):
         return out
 
     def _members(self, record: PredictionRecord, reference: dict[str, Detections]):
-        """Member boxes of both views: (Detections, u (J,), class (J,))."""
+        """Member boxes of both views: (Detections, u (J,), class (J,)); the post-NMS
+        detections when no stored pre-NMS box passes the member threshold."""
+        members = self._members_from(record, reference, prenms=self.use_prenms)
+        if self.use_prenms and len(members[0]) == 0:
+            members = self._members_from(record, reference, prenms=False)
+        return members
+
+    def _members_from(self, record: PredictionRecord, reference: dict[str, Detections],
+                      *, prenms: bool):
         parts, uncertainty = [], []
+        member_threshold = self._thresholds[1]
         for view, other in ((ORIGINAL, FLIP), (FLIP, ORIGINAL)):
-            boxes = view_of(record, view, self.name, prenms=self.use_prenms)
-            boxes = boxes.select(boxes.max_fg_prob > self.member_threshold)
+            boxes = (
+                view_of(record, view, self.name, prenms=True) if prenms else reference[view]
+            )
+            boxes = boxes.select(boxes.max_fg_prob > member_threshold)
             if self.box_uncertainty == "inconsistency":
                 uncertainty.append(flip_inconsistency(boxes, reference[other]))
             else:
@@ -160,8 +239,9 @@ class Hua(Strategy):
             view: view_of(record, view, self.name, min_score=self.detection_threshold)
             for view in (ORIGINAL, FLIP)
         }
+        object_threshold = self._thresholds[0]
         candidates = _concat(
-            [d.select(d.scores > self.object_threshold) for d in reference.values()]
+            [d.select(d.scores > object_threshold) for d in reference.values()]
         )
         if len(candidates) == 0:
             return 0.0, []

@@ -9,10 +9,14 @@ Tags: [SRC] = HUALE paper/blog, [CODE] = a reference implementation, [INF] = our
 - Stage 1 [INF]: ``S1 = max_k p̂_k·v_k`` over both branches (``stage1="max"``), or the CALD-style
   ``S1 = −C``, ``C = min(1, min_k |M_k − β|)`` over both branches with ``M_k = 2(1 − v_k)``, so
   unmatched boxes count as M = 0 (``stage1="cald"``). Boxes: detections with score ≥
-  ``detection_threshold``. No detection in either branch: ``S1 = −∞`` (ranked last, cold-start
-  safeguard); ``empty_fill_fraction`` > 0 instead selects up to ⌊f·B⌋ of those images at random
-  (seeded; stage ``"fill"``) and the cascade fills the rest of the budget (with per-image
-  costs: at most ⌊f·B⌋ such images, whose total cost stays within ⌊f·B⌋).
+  ``detection_threshold``. Images without a detection (original view) follow the rule shared
+  with ``hua`` and ``cald`` (:mod:`huale.strategies.no_detection`): ranked last in a seeded
+  random order, ``empty_fill_fraction`` f reserves ⌊f·B⌋ of the budget for a random sample of
+  them (stage ``"fill"``), and they fill any budget the other images cannot use. An image whose
+  only detections are in the flip branch still scores ``S1 = −∞`` in stage 1.
+- Ties (equal scores, e.g. a weak model's zeros) are ordered at random (seeded), with a warning
+  when most stage-2 candidates tie; HUA's thresholds adapt to a weak model's score range
+  (:mod:`huale.strategies.hua`) [INF].
 - Retrieval [INF]: the top ⌊μ·B⌋ by S1, μ = ``pool_multiplier`` = 2.
 - Stage 2 [INF]: HUA (:class:`~huale.strategies.hua.Hua`, structure [CODE]) with u_j = v_j and
   PPAL difficulty class weights w_c from ``context.class_quality`` (§4.2 [CODE] formula;
@@ -33,17 +37,17 @@ from huale.strategies.base import (
     SelectionContext,
     Strategy,
     explain_box,
-    take_budget,
     view_of,
 )
-from huale.strategies.cascade import TwoStage, pool_budget
+from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_choice, check_number
 from huale.strategies.hua import Hua
 from huale.strategies.matching import flip_inconsistency
-from huale.strategies.random_sampling import image_uniform
+from huale.strategies.no_detection import FILL, select_with_no_detection_rule
+
+__all__ = ["FILL", "Huale", "HualeScreening"]
 
 STAGE1_SCORES = ("max", "cald")
-FILL = "fill"
 
 
 class HualeScreening(Strategy):
@@ -123,6 +127,7 @@ class Huale(TwoStage):
         detection_threshold: float = 0.05,
         beta: float = 1.3,
         empty_fill_fraction: float = 0.0,
+        adaptive_thresholds: bool = True,
         object_threshold: float = 0.3,
         object_nms_iou: float = 0.5,
         member_iou: float = 0.5,
@@ -155,6 +160,7 @@ class Huale(TwoStage):
             difficulty_alpha=difficulty_alpha,
             difficulty_delta=difficulty_delta,
             max_objects=max_objects,
+            adaptive_thresholds=adaptive_thresholds,
         )
         super().__init__(screening, ranking, pool_multiplier=pool_multiplier)
         self.empty_fill_fraction = check_number(
@@ -170,21 +176,8 @@ class Huale(TwoStage):
         *,
         costs: dict[str, int] | None = None,
     ) -> Selection:
-        fill_budget = pool_budget(budget, self.empty_fill_fraction)
-        if fill_budget == 0:
-            return super().select(records, budget, context, costs=costs)
-        empty = [
-            ImageScore(r.image_id, -np.inf, stage=FILL) for r in records if self.first.is_empty(r)
-        ]
-        empty.sort(key=lambda s: (image_uniform(context.seed, s.image_id), s.image_id))
-        fill = take_budget(empty[:fill_budget], fill_budget, costs=costs)
-        spent = len(fill) if costs is None else sum(costs.get(i, 0) for i in fill)
-        filled = set(fill)
-        chosen = super().select(
-            [r for r in records if r.image_id not in filled], budget - spent, context, costs=costs
+        return select_with_no_detection_rule(
+            records, budget, context, costs, threshold=self.first.detection_threshold,
+            fill_fraction=self.empty_fill_fraction, strategy=self.name,
+            select_detected=lambda recs, b, c: TwoStage.select(self, recs, b, context, costs=c),
         )
-        selected = set(chosen.selected)
-        head = [s for s in chosen.ranked if s.image_id in selected]
-        tail = [s for s in chosen.ranked if s.image_id not in selected]
-        fill_scores = [s for s in empty if s.image_id in filled]
-        return Selection(ranked=head + fill_scores + tail, selected=chosen.selected + fill)

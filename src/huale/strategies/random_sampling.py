@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
-import numpy as np
-
 from huale.predictions import PredictionRecord
-from huale.strategies.base import ImageScore, SelectionContext, Strategy
+from huale.strategies.base import ImageScore, SelectionContext, Strategy, image_uniform
 
-
-def image_uniform(seed: int, image_id: str) -> float:
-    """A uniform number in [0, 1) determined by ``(seed, image_id)`` alone.
-
-    Seeded from CRC32 (stable across processes, unlike Python's salted ``hash``), so the order of
-    the pool never depends on the order of the records or on which other images are in it.
-    """
-    key = [zlib.crc32(str(int(seed)).encode()), zlib.crc32(image_id.encode())]
-    return float(np.random.default_rng(key).random())
+__all__ = ["RandomSampling", "image_uniform"]
 
 
 class RandomSampling(Strategy):

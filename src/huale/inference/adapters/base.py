@@ -66,11 +66,14 @@ class DetectorAdapter(ABC):
 
     name: the detector family as ``--detector`` names it; capabilities: what it can give;
     class_names: object class names, label i -> ``class_names[i - 1]`` (None when unknown).
+    category_ids: the user's category id of each class (the ids of the data it was trained on),
+    ``category_ids[i - 1]`` for label i; None: 1..C.
     """
 
     name: str = ""
     capabilities: Capabilities = Capabilities()
     class_names: list[str] | None = None
+    category_ids: list[int] | None = None
     # huale's loop can train this family and score with it (from_model works)
     trained_by_loop: bool = False
 

@@ -63,15 +63,22 @@ class FasterRCNNAdapter(DetectorAdapter):
         """A huale checkpoint (``arch`` None), or plain torchvision weights of ``arch`` for the
         object classes ``classes`` (background added; ``build_options``: min_size, max_size)."""
         if arch is None:
-            from huale.models.checkpoint import build_from_checkpoint
+            from huale.models.checkpoint import (
+                build_from_checkpoint,
+                checkpoint_category_ids,
+                load_checkpoint,
+            )
 
             if classes is not None:
                 raise CheckpointError(
                     f"{path}: --classes goes with --arch (plain torchvision weights); a huale "
                     "checkpoint carries its class names"
                 )
-            model, names = build_from_checkpoint(path, device=device, **build_options)
-            return cls(model, names)
+            state = load_checkpoint(path)
+            model, names = build_from_checkpoint(state, device=device, **build_options)
+            adapter = cls(model, names)
+            adapter.category_ids = checkpoint_category_ids(state)
+            return adapter
         return cls(load_torchvision_weights(path, arch, classes, **build_options).to(device), classes)
 
     @contextlib.contextmanager
