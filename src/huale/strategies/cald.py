@@ -23,7 +23,7 @@ import numpy as np
 
 from huale.errors import ConfigError
 from huale.predictions import CUTOUT, FLIP, ORIGINAL, RESIZE, ROTATE, Detections, PredictionRecord
-from huale.strategies.base import ImageScore, Needs, SelectionContext, Strategy, view_of
+from huale.strategies.base import ImageScore, Needs, Records, SelectionContext, Strategy, view_of
 from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_number
 from huale.strategies.divergence import js_divergence, softmax
@@ -98,7 +98,7 @@ class CaldConsistency(Strategy):
         )
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         return [ImageScore(r.image_id, -self.consistency(r)) for r in records]
 
@@ -142,7 +142,7 @@ class CaldClassBalance(Strategy):
         return counts / context.num_labeled_images
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         labeled = softmax(self.labeled_distribution(context))
         out = []

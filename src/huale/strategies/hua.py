@@ -37,6 +37,7 @@ from huale.strategies.base import (
     ImageScore,
     Needs,
     ObjectExplanation,
+    Records,
     SelectionContext,
     Strategy,
     aggregate,
@@ -128,7 +129,7 @@ class Hua(Strategy):
         return np.ones(context.num_classes)
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         weights = self.weights(context)
         out = []

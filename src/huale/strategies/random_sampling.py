@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 
 import numpy as np
 
-from huale.predictions import PredictionRecord
-from huale.strategies.base import ImageScore, SelectionContext, Strategy
+from huale.strategies.base import ImageScore, Records, SelectionContext, Strategy
 
 
 def image_uniform(seed: int, image_id: str) -> float:
@@ -27,6 +25,6 @@ class RandomSampling(Strategy):
     name = "random"
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         return [ImageScore(r.image_id, image_uniform(context.seed, r.image_id)) for r in records]
