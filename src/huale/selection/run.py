@@ -33,7 +33,8 @@ from torch import nn
 from huale import __version__
 from huale.data.records import DetectionDataset
 from huale.errors import ConfigError, DataError
-from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
+from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, iter_pool_records, score_pool
+from huale.inference.stored import StoredRecords
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
@@ -49,6 +50,7 @@ from huale.selection.pool import (
     unmatched_ids,
 )
 from huale.strategies import Needs, Selection, Strategy, build_strategy
+from huale.strategies.base import Records, load_records, record_ids
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +162,9 @@ def _run_selection(config: SelectConfig) -> SelectResult:
 def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDataset,
             class_names: list[str], already: list[str]) -> SelectResult:
     """Write the four export files of a scored selection (see module docstring)."""
-    if not scored.records:
+    if not scored.pool_size:
         raise DataError(config.pool, "no pool image could be read")
     selection, report = scored.selection, scored.report
-    records, detections = scored.records, scored.detections
     selected = selection.selected
 
     by_id = {r.image_id: r for r in pool.records}
@@ -174,7 +175,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
             selected=s.image_id in chosen,
             score=s,
             record=_with_resolved_path(by_id[s.image_id]),
-            detections=detections[s.image_id],
+            predicted_boxes=scored.box_counts[s.image_id],
+            detections=scored.detections.get(s.image_id),
         )
         for n, s in enumerate(selection.ranked, start=1)
     ]
@@ -190,7 +192,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "labeled": None if config.labeled is None else Path(config.labeled).resolve().as_posix(),
         "class_names": class_names,
         "preannotation_threshold": config.preannotation_threshold,
-        "pool_images": len(records),
+        "pool_images": scored.pool_size,
         "already_labeled": len(already),
         "skipped": [{"image_id": i, "reason": r} for i, r in report.skipped],
         "num_selected": len(selected),
@@ -217,7 +219,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         selection=selection,
         selected=[item.score.image_id for item in ranked if item.selected],
         files=files,
-        pool_size=len(records),
+        pool_size=scored.pool_size,
         already_labeled=already,
         skipped=report.skipped,
     )
@@ -225,14 +227,16 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
 
 @dataclass
 class ScoredSelection:
-    """A selection with what it was made from.
+    """A selection with what the exports need of the scoring run (never every pool record).
 
-    records: the pool's prediction records; detections: per image id, the original view's
-    detections with score >= the pre-annotation threshold; report: the scoring run's report.
+    pool_size: readable pool images scored; box_counts: per image id, the original view's
+    detections with score >= the pre-annotation threshold; detections: those detections, for
+    the selected images only; report: the scoring run's report.
     """
 
     selection: Selection
-    records: list[PredictionRecord]
+    pool_size: int
+    box_counts: dict[str, int]
     detections: dict[str, Detections]
     report: ScoringReport
 
@@ -286,14 +290,14 @@ def score_and_select(
     shard_dir = Path(shard_dir) if shard_dir is not None else None
     report = ScoringReport()
     # under torchrun every process scores its part of the pool; rank 0 gets all the records
-    records = score_pool(
+    records = _score(
         model, pool, needs, seed=seed, report=report,
         shard_dir=None if shard_dir is None else shard_dir / _needs_tag("pool", needs),
         **score_options,
     )
-    detections = {r.image_id: _preannotations(r, preannotation_threshold) for r in records}
+    box_counts = _box_counts(records, preannotation_threshold)
     if not distributed.broadcast_object(bool(records)):
-        return ScoredSelection(Selection([], []), records, detections, report)
+        return ScoredSelection(Selection([], []), 0, box_counts, {}, report)
     labeled_tag = _needs_tag("labeled", Needs(features=needs.labeled_features))
     context = build_selection_context(
         model, labeled, needs, list(pool.class_names), seed=seed,
@@ -301,17 +305,41 @@ def score_and_select(
     )
     # rank 0 selects; every process returns its selection (the loop trains on it everywhere)
     selection = distributed.run_on_main(
-        _select, strategy, records, budget, context, budget_unit, detections
+        _select, strategy, records, budget, context, budget_unit, box_counts
     )
-    return ScoredSelection(selection, records, detections, report)
+    detections = {
+        r.image_id: _preannotations(r, preannotation_threshold)
+        for r in (load_records(records, selection.selected) if records else [])
+    }
+    return ScoredSelection(selection, len(records), box_counts, detections, report)
 
 
-def _select(strategy: Strategy, records: list[PredictionRecord], budget: int, context,
-            budget_unit: str, detections: dict[str, Detections]) -> Selection:
+def _score(model: nn.Module, pool: DetectionDataset, needs: Needs, *,
+           shard_dir: Path | None, **options) -> list[PredictionRecord] | StoredRecords:
+    """The pool's records: with ``shard_dir``, streamed to shards and read back from them as a
+    :class:`StoredRecords` (memory flat in the pool size); without, a list in memory. Under
+    torchrun only rank 0 gets them (an empty list elsewhere)."""
+    if shard_dir is None:
+        return score_pool(model, pool, needs, **options)
+    for _ in iter_pool_records(model, pool, needs, shard_dir=shard_dir, **options):
+        pass  # each record is on disk once its shard is written
+    return StoredRecords(shard_dir) if distributed.is_main() else []
+
+
+def _box_counts(records, threshold: float) -> dict[str, int]:
+    """Per image id, its original-view detections with score >= ``threshold``."""
+    if isinstance(records, StoredRecords):
+        counts = records.original_box_counts(threshold)
+        return dict(zip(records.ids, counts.tolist(), strict=True))
+    return {r.image_id: int((r.original.scores >= threshold).sum()) for r in records}
+
+
+def _select(strategy: Strategy, records: Records, budget: int, context,
+            budget_unit: str, box_counts: dict[str, int]) -> Selection:
     """The strategy's selection of ``budget`` (in ``budget_unit``) from ``records``, checked."""
     costs = None
     if budget_unit == "boxes":
-        costs = {image_id: max(1, len(d)) for image_id, d in detections.items()}
+        costs = {image_id: max(1, n) for image_id, n in box_counts.items()}
     total = len(records) if costs is None else sum(costs.values())
     if budget >= total:
         log.warning(
@@ -331,7 +359,7 @@ def _preannotations(record: PredictionRecord, threshold: float):
 
 def _check_selection(selection: Selection, records, budget, costs) -> None:
     """Check the strategy kept the rules: pool images only, each once, within the budget."""
-    pool_ids = {r.image_id for r in records}
+    pool_ids = set(record_ids(records))
     selected = list(selection.selected)
     if len(set(selected)) != len(selected) or not set(selected) <= pool_ids:
         raise RuntimeError("the strategy selected an image twice or outside the unlabeled pool")
