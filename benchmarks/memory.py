@@ -6,6 +6,14 @@ saves one small detector whose class scores are spread out (so that images carry
 then runs ``huale select --strategy STRATEGY`` on each pool in a fresh process and reads that
 process's peak RSS (``ru_maxrss``; DataLoader workers off, so the process is the whole run).
 
+Scoring: by default the distinct images are scored once, by ``huale select`` itself on a pool
+of just them, and each larger pool's scoring folder (``OUT/.scoring/<run>/``) is filled with
+copies of those records under the same manifest (only the image ids change): a pool image is a
+hard link of a distinct one, so scoring it would write the same record. ``huale select`` then
+resumes from those shards, and the peak RSS covers everything it does except the forward
+passes (loading the pool and the model, reading the shards, the strategy, the exports).
+``--score-all`` scores every pool image instead (hours for 10k images on 2 busy CPU cores).
+
 Prints, per pool size, the peak RSS, the wall time, and the memory per pool image beyond the
 smallest pool: ``(RSS(N) - RSS(N0)) / (N - N0)``; that slope is the figure the target
 (<= 2 KB per pool image) is about, the smallest pool's RSS being the fixed base (Python, torch,
@@ -27,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 RUNNER = """
@@ -56,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--shard-size", type=int, default=256)
     p.add_argument("--work", type=Path, default=None, help="working folder (default: a temp one)")
+    p.add_argument("--score-all", action="store_true",
+                   help="score every pool image (no copied shards; slow)")
     return p.parse_args(argv)
 
 
@@ -100,7 +111,28 @@ def make_checkpoint(path: Path, image_size: int) -> Path:
     return save_checkpoint(path, model, classes)
 
 
-def measure(args, work: Path, checkpoint: Path, pool: Path, size: int) -> dict:
+def copy_scoring(scored_out: Path, out: Path, pool: Path, class_names: list[str]) -> None:
+    """Fill ``out/.scoring`` with the records of ``scored_out/.scoring`` (the distinct images'),
+    repeated over ``pool``'s images in pool order, under the same manifest."""
+    from huale.inference.shards import ShardStore
+    from huale.selection.pool import load_pool
+
+    ids = load_pool(pool, class_names).ids
+    for source_dir in sorted(p for p in (scored_out / ".scoring").iterdir() if p.is_dir()):
+        source = ShardStore.open(source_dir)
+        records = [r for k in range(source.num_shards) for r in source.read(k)[0]]
+        manifest = {k: v for k, v in source.manifest.items() if k not in ("format", "version")}
+        target = ShardStore(out / ".scoring" / source_dir.name, {**manifest, "image_ids": ids})
+        for k in range(target.num_shards):
+            copies = []
+            for image_id in target.shard_ids(k):
+                original = records[int(image_id[len("pool"):-len(".png")]) % len(records)]
+                copies.append(replace(original, image_id=image_id))
+            target.write(k, copies)
+
+
+def measure(args, work: Path, checkpoint: Path, pool: Path, size: int, scored: Path | None,
+            class_names: list[str]) -> dict:
     out = work / f"select-{size}"
     result = work / f"result-{size}.json"
     command = [
@@ -109,7 +141,9 @@ def measure(args, work: Path, checkpoint: Path, pool: Path, size: int) -> dict:
         "--strategy", args.strategy, "--out", str(out), "--device", "cpu", "--workers", "0",
         "--batch-size", str(args.batch_size), "--shard-size", str(args.shard_size),
     ]
-    shutil.rmtree(out, ignore_errors=True)  # a fresh run: no shards to resume from
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run
+    if scored is not None:
+        copy_scoring(scored, out, pool, class_names)
     subprocess.run(command, check=True)
     measured = json.loads(result.read_text())
     if measured["code"] not in (0, None):
@@ -132,12 +166,21 @@ def main(argv=None) -> int:
               f"{torch.__version__}; Python {platform.python_version()}; "
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
         print(f"strategy {args.strategy}, budget {args.budget}, {args.image_size} px images, "
-              f"batch {args.batch_size}, shards of {args.shard_size}")
+              f"batch {args.batch_size}, shards of {args.shard_size}, "
+              f"{'every image scored' if args.score_all else 'shards copied from the distinct images'}")
+        from huale.models.checkpoint import load_checkpoint
+
+        class_names = list(load_checkpoint(checkpoint)["class_names"])
+        scored = None
+        if not args.score_all:  # score the distinct images once, as a pool of their own
+            distinct_pool = make_pool(work / f"pool-{args.distinct}", args.distinct, sources)
+            measure(args, work, checkpoint, distinct_pool, -args.distinct, None, class_names)
+            scored = work / f"select--{args.distinct}"
         rows = []
         for size in sizes:
             pool = make_pool(work / f"pool-{size}", size, sources)
             started = time.perf_counter()
-            measured = measure(args, work, checkpoint, pool, size)
+            measured = measure(args, work, checkpoint, pool, size, scored, class_names)
             rows.append((size, measured["peak_kb"], time.perf_counter() - started))
             print(f"  pool {size:>7d}: peak RSS {measured['peak_kb'] / 1024:8.1f} MiB, "
                   f"{measured['seconds']:7.1f} s", flush=True)
