@@ -11,7 +11,9 @@ keeps the geometry.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -152,6 +154,28 @@ class PredictionRecord:
     @property
     def original(self) -> Detections:
         return self.views[ORIGINAL]
+
+
+@runtime_checkable
+class RecordSource(Protocol):
+    """A pool's records without holding them all in memory (e.g. read back from scoring shards).
+
+    ``len`` and ``ids`` (pool order), ``iter`` (a fresh pass over the records, pool order),
+    ``load(ids)``: the full records of a few images (in the order asked), ``features()``:
+    ``(ids in pool order, (N, D) float32 pooled features or None when not scored)``.
+    Strategies take a list of records or a source (:mod:`huale.strategies.base`).
+    """
+
+    @property
+    def ids(self) -> list[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[PredictionRecord]: ...
+
+    def load(self, ids: Sequence[str]) -> list[PredictionRecord]: ...
+
+    def features(self) -> tuple[list[str], np.ndarray | None]: ...
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import yaml
 
 from huale.engine import loop as loop_module
 from huale.engine.loop import resume_run, start_run
-from huale.engine.loop_config import PRESET_DIR, config_from_dict, load_loop_config
+from huale.engine.loop_config import config_from_dict, load_loop_config
 from huale.errors import ConfigError
+from huale.presets import preset_names
 from huale.reports import load_records, write_report
 
 
@@ -100,7 +101,7 @@ def test_resume_after_a_crash_gives_the_same_selections(finished_run, tmp_path, 
     assert len(load_records([tmp_path / "run"])) == len(records)
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("preset", preset_names())
 def test_every_preset_is_a_valid_config(preset):
     config = load_loop_config(preset)
     assert config.loop.cycles >= 4 and len(config.seeds) >= 3 and config.strategies
@@ -129,9 +130,9 @@ def test_continue_mode_fine_tunes_the_previous_model_and_cycle0_has_its_own_epoc
     built = []
     original = loop_module.ActiveLearningLoop._build_model
 
-    def spy(self, num_classes, seed, init_from):
+    def spy(self, num_classes, seed, init_from, **kwargs):
         built.append(init_from)
-        model = original(self, num_classes, seed, init_from)
+        model = original(self, num_classes, seed, init_from, **kwargs)
         # the continued model keeps the from-scratch modules (not the pretrained-weights defaults)
         norms = {type(m).__name__ for m in model.backbone.body.modules() if "BatchNorm" in type(m).__name__}
         assert norms == {"BatchNorm2d"}

@@ -29,7 +29,9 @@ def _detections(boxes, labels, scores):
 
 def _item(rank, image_id, score, dets, selected=True, width=64, height=32):
     record = ImageRecord(image_id, Path("/data/pool/sub dir") / image_id, width, height)
-    return RankedImage(rank, selected, ImageScore(image_id, score, stage="stage2"), record, dets)
+    return RankedImage(
+        rank, selected, ImageScore(image_id, score, stage="stage2"), record, len(dets), dets
+    )
 
 
 def test_label_studio_box_in_percent_hand_computed():

@@ -77,4 +77,6 @@ def test_as_diversity_stage_after_entropy():
     assert {s.image_id: s.stage for s in selection.ranked}["s"] == "stage1"
     assert strategy.needs.features and strategy.needs.views == ("orig",)
     with pytest.raises(ConfigError, match="base"):
-        CoreSet(base_options={"reduction": "max"})
+        build_strategy("coreset", base_options={"reduction": "max"})
+    with pytest.raises(ConfigError, match="coreset as its base"):
+        build_strategy("coreset", base="coreset")

@@ -11,7 +11,7 @@ from huale.errors import ConfigError
 HELP = ("Run the active-learning protocol (train, evaluate, select, repeat) for several "
         "strategies and seeds; resumable.")
 EXAMPLES = (
-    "  huale loop --config synthetic-cpu --out runs/synth       # a preset from configs/\n"
+    "  huale loop --config synthetic-cpu --out runs/synth       # a preset shipped with huale\n"
     "  huale loop --config my.yaml --out runs/exp --seeds 0 1 --strategies random huale\n"
     "  huale loop --resume runs/synth                          # continue after a crash\n"
 )
@@ -19,7 +19,7 @@ EXAMPLES = (
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command_parser(sub, "loop", HELP, EXAMPLES)
-    p.add_argument("--config", help="YAML config file, or a preset name from configs/")
+    p.add_argument("--config", help="YAML config file, or the name of a preset shipped with huale (src/huale/presets/)")
     p.add_argument("--out", type=Path, help="run folder (new)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run folder")
     p.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")

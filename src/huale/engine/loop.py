@@ -44,6 +44,7 @@ from huale.inference import ScoringRequest
 from huale.inference.adapters import adapter_class
 from huale.io import atomic_write_json, atomic_write_text
 from huale.locking import FolderLock
+from huale.losses.config import with_class_counts
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import build_detector
 from huale.outfolder import folder_contents
@@ -101,7 +102,8 @@ class ActiveLearningLoop:
     def _datasets(self) -> tuple[DetectionDataset, DetectionDataset]:
         return load_run_datasets(self.config.data, progress=self.progress)
 
-    def _build_model(self, num_classes: int, seed: int, init_from: Path | None) -> torch.nn.Module:
+    def _build_model(self, num_classes: int, seed: int, init_from: Path | None,
+                     class_counts: list[int] | None = None) -> torch.nn.Module:
         """A fresh detector, or (``reinit: continue``) the previous cycle's model rebuilt from its
         checkpoint with the same modules: from-scratch BatchNorm and trainable layers stay as they
         were, rather than switching to the frozen settings meant for pretrained weights."""
@@ -109,10 +111,15 @@ class ActiveLearningLoop:
         _seed_everything(seed)
         if init_from is not None:
             model, _ = build_from_checkpoint(init_from)
+            heads = model.roi_heads
+            if heads.loss_config.emphasis == "class_balanced" and class_counts is not None:
+                heads.loss_config = replace(heads.loss_config, class_counts=tuple(class_counts))
+                model.huale_spec["kwargs"]["loss"] = heads.loss_config.to_dict()  # checkpointed
             return model
         kwargs = dict(spec.options)
         if spec.loss is not None:
-            kwargs["loss"] = spec.loss
+            # emphasis "class_balanced" weighs classes by the counts of this cycle's labeled set
+            kwargs["loss"] = with_class_counts(spec.loss, class_counts)
         return build_detector(
             spec.arch, num_classes, weights=spec.weights, backbone_weights=spec.backbone_weights,
             min_size=spec.min_size, max_size=spec.max_size, **kwargs,
@@ -124,7 +131,8 @@ class ActiveLearningLoop:
             model, _ = build_from_checkpoint(train_dir / MODEL_NAME, device=self.device)
             history = json.loads((train_dir / "history.json").read_text())["history"]
             return model, float(sum(h["seconds"] for h in history))
-        model = self._build_model(labeled.num_classes, _cycle_seed(seed, cycle), init_from)
+        model = self._build_model(labeled.num_classes, _cycle_seed(seed, cycle), init_from,
+                                  class_counts=labeled.class_counts().tolist())
         train_config = replace(
             self.config.loop.cycle_train_config(self.config.train, cycle), seed=_cycle_seed(seed, cycle)
         )

@@ -2,7 +2,7 @@
 
 Sections: ``data``, ``model``, ``train`` (``TrainConfig`` fields), ``loop``, ``strategies``,
 ``seeds``, ``evaluation``, ``scoring``. Unknown keys are errors, so a typo never silently runs
-the default. ``configs/*.yaml`` hold the presets; ``--config NAME`` finds them by name.
+the default. The presets ship in :mod:`huale.presets`; ``--config NAME`` finds them by name.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import yaml
 from huale.engine.train import TrainConfig
 from huale.errors import ConfigError
 from huale.inference.adapters import DEFAULT_DETECTOR, adapter_class, check_needs
+from huale.losses.config import LossConfig
+from huale.options import check_known
+from huale.presets import preset_names, preset_text
 
-PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 REINIT_MODES = ("scratch", "continue")
 
 
@@ -26,10 +28,7 @@ def _take(section: str, values: Any, cls) -> Any:
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"config section '{section}' must be a mapping, got {type(values).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in config section '{section}'; known: {sorted(known)}")
+    check_known(values, [f.name for f in fields(cls)], "keys", where=f"config section '{section}'")
     try:
         return cls(**values)
     except TypeError as exc:
@@ -164,6 +163,10 @@ class LoopConfig:
                     self.loop.cycle_train_config(self.train, 0)
                 except ConfigError as exc:
                     problems.append(f"loop.initial_train: {exc}")
+        try:
+            LossConfig.check(self.model.loss)  # class_balanced counts: each cycle's labeled set
+        except ConfigError as exc:
+            problems.append(f"model.loss: {exc}")
         if not self.strategies:
             problems.append("at least one strategy is required")
         if not self.seeds:
@@ -200,10 +203,7 @@ def config_from_dict(values: dict, *, base_dir: Path | None = None) -> LoopConfi
     """Build and validate a :class:`LoopConfig`; relative data paths are resolved on ``base_dir``."""
     if not isinstance(values, dict):
         raise ConfigError("a loop config must be a YAML mapping")
-    known = {f.name for f in fields(LoopConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown top-level key(s) {unknown}; known: {sorted(known)}")
+    check_known(values, [f.name for f in fields(LoopConfig)], "top-level keys")
     data = _take("data", values.get("data"), DataSpec)
     if base_dir is not None:
         def resolve(p: str) -> str:
@@ -230,29 +230,31 @@ def config_from_dict(values: dict, *, base_dir: Path | None = None) -> LoopConfi
     return config.validate()
 
 
-def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A config file path, or the preset ``configs/<name>.yaml``."""
+def read_config_text(name_or_path: str | Path) -> tuple[str, str, Path]:
+    """``(YAML text, where it came from, base folder of relative paths)`` of a config file, or
+    of the preset ``name`` shipped in :mod:`huale.presets` (relative paths: the current folder).
+    """
     path = Path(name_or_path)
     if path.is_file():
-        return path
-    preset = PRESET_DIR / f"{name_or_path}.yaml"
-    if preset.is_file():
-        return preset
-    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml")) if PRESET_DIR.is_dir() else []
-    raise ConfigError(f"{name_or_path}: no such config file or preset (presets: {', '.join(presets)})")
+        return path.read_text(encoding="utf-8"), str(path), path.parent
+    text = preset_text(str(name_or_path))
+    if text is not None:
+        return text, f"preset {name_or_path}", Path.cwd()
+    raise ConfigError(
+        f"{name_or_path}: no such config file or preset (presets: {', '.join(preset_names())})"
+    )
 
 
 def load_loop_config(name_or_path: str | Path, *, overrides: dict | None = None) -> LoopConfig:
     """Read a YAML config (or preset); ``overrides`` are merged section by section."""
-    path = resolve_config_path(name_or_path)
+    text, where, base_dir = read_config_text(name_or_path)
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        raise ConfigError(f"{where}: invalid YAML ({exc})") from None
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
             values[key] = {**values[key], **value}
         else:
             values[key] = value
-    base_dir = Path.cwd() if path.parent == PRESET_DIR else path.parent
     return config_from_dict(values, base_dir=base_dir)

@@ -36,6 +36,7 @@ from huale.data.transforms import RandomHorizontalFlip
 from huale.errors import ConfigError, TrainingError
 from huale.io import atomic_write_json
 from huale.models.checkpoint import load_checkpoint, save_checkpoint
+from huale.options import check_known
 from huale.runtime import distributed
 from huale.runtime.device import detector_forward, resolve_device
 
@@ -84,10 +85,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown training options {unknown}; known: {sorted(known)}")
+        check_known(values, [f.name for f in fields(cls)], "training options")
         return cls(**values)
 
     def lr_at(self, epoch: int, iteration: int, iters_per_epoch: int) -> float:

@@ -52,6 +52,16 @@ class ShardStore:
             raise ConfigError(f"shard size must be >= 1, got {self.shard_size}")
         self._check_or_write_manifest()
 
+    @classmethod
+    def open(cls, folder: str | Path) -> ShardStore:
+        """The finished or partial scoring run in ``folder``, from its own manifest."""
+        path = Path(folder) / MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(path, f"unreadable scoring manifest ({exc})") from None
+        return cls(folder, {k: v for k, v in manifest.items() if k not in ("format", "version")})
+
     @property
     def num_shards(self) -> int:
         return -(-len(self.image_ids) // self.shard_size)

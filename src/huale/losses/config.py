@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from huale.errors import ConfigError
 from huale.losses.iou import BOX_IOU_LOSSES
+from huale.options import check_known
 
 # derived from the loss table: a new IoU loss is named once, in huale.losses.iou
 BOX_IOU_LOSS_NAMES = tuple(BOX_IOU_LOSSES)
@@ -91,6 +92,8 @@ class LossConfig:
     varifocal_gamma: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.box_iou_loss == "none":  # as emphasis="none" and synchronic="none": off
+            object.__setattr__(self, "box_iou_loss", None)
         if isinstance(self.class_counts, list):
             object.__setattr__(self, "class_counts", tuple(self.class_counts))
         problems = _type_problems(self)
@@ -127,10 +130,7 @@ class LossConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> LossConfig:
         """Inverse of :meth:`to_dict`; missing keys take their defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown loss options {unknown}; known: {sorted(known)}")
+        check_known(values, [f.name for f in dataclasses.fields(cls)], "loss options")
         return cls(**values)
 
     @classmethod
@@ -148,12 +148,53 @@ class LossConfig:
             return cls.from_preset(preset, **values) if preset else cls.from_dict(values)
         raise ConfigError(f"a loss config must be a preset name or a mapping, got {spec!r}")
 
+    @classmethod
+    def check(cls, spec: LossConfig | Mapping[str, Any] | str | None) -> LossConfig:
+        """:meth:`parse` for a spec read before the labeled set is known (a loop config): a
+        class-balanced emphasis without ``class_counts`` is accepted, as the labeled set's
+        counts are filled in later (:func:`with_class_counts`)."""
+        return with_class_counts(spec, (1,))
+
     def to_dict(self) -> dict[str, Any]:
         """All fields, JSON-friendly (``class_counts`` as a list)."""
         values = dataclasses.asdict(self)
         if values["class_counts"] is not None:
             values["class_counts"] = list(values["class_counts"])
         return values
+
+
+def with_class_counts(
+    spec: LossConfig | Mapping[str, Any] | str | None, class_counts: Sequence[int] | None
+) -> LossConfig:
+    """``LossConfig.parse(spec)`` where ``emphasis="class_balanced"`` without ``class_counts``
+    takes ``class_counts`` (GT boxes per class of the labeled set); other specs are unchanged.
+
+    The one place class counts enter a loss, for ``huale train`` and for every cycle of a loop.
+    """
+    if isinstance(spec, LossConfig):
+        values: dict[str, Any] = spec.to_dict()
+    elif isinstance(spec, str):
+        if spec not in PRESETS:
+            LossConfig.from_preset(spec)  # the unknown-preset error
+        values = dict(PRESETS[spec])
+    elif isinstance(spec, Mapping):
+        values = dict(spec)
+        preset = values.pop("preset", None)
+        if preset:
+            if preset not in PRESETS:
+                LossConfig.from_preset(preset)
+            values = {**PRESETS[preset], **values}
+    elif spec is None:
+        values = {}
+    else:
+        return LossConfig.parse(spec)  # the not-a-loss-config error
+    if (
+        values.get("emphasis") == "class_balanced"
+        and values.get("class_counts") is None
+        and class_counts is not None
+    ):
+        values["class_counts"] = tuple(int(n) for n in class_counts)
+    return LossConfig.from_dict(values)
 
 
 def loss_field_types() -> dict[str, Any]:

@@ -45,14 +45,22 @@ class RankedImage:
     """One pool image as the exports see it.
 
     rank: 1-based position in the strategy's ranking; record: the pool image (path, size);
-    detections: the model's pre-annotations (original view, score >= threshold), boxes (K, 4).
+    predicted_boxes: how many pre-annotations (original view, score >= threshold) it has;
+    detections: those pre-annotations, boxes (K, 4) — needed, and kept, for selected images only.
     """
 
     rank: int
     selected: bool
     score: ImageScore
     record: ImageRecord
-    detections: Detections
+    predicted_boxes: int
+    detections: Detections | None = None
+
+    def preannotations(self) -> Detections:
+        """The detections of a selected image (a ValueError when they were not kept)."""
+        if self.detections is None:
+            raise ValueError(f"no detections kept for image {self.score.image_id!r}")
+        return self.detections
 
 
 def write_selection_csv(path: str | Path, ranked: Sequence[RankedImage]) -> Path:
@@ -69,7 +77,7 @@ def write_selection_csv(path: str | Path, ranked: Sequence[RankedImage]) -> Path
                 item.record.path.as_posix(),
                 "" if score is None else repr(score),
                 item.score.stage,
-                len(item.detections),
+                item.predicted_boxes,
             ]
         )
     return atomic_write_text(path, buffer.getvalue())
@@ -93,7 +101,7 @@ def write_selection_json(
                 "height": item.record.height,
                 "score": finite_or_none(item.score.score),
                 "stage": item.score.stage,
-                "predicted_boxes": len(item.detections),
+                "predicted_boxes": item.predicted_boxes,
                 "objects": [
                     {
                         "box": [float(v) for v in o.box],
@@ -138,9 +146,9 @@ def write_selected_coco(
             item.record.path,
             item.record.width,
             item.record.height,
-            item.detections.boxes.astype(np.float32),
-            item.detections.labels.astype(np.int64),
-            np.zeros(len(item.detections), bool),
+            item.preannotations().boxes.astype(np.float32),
+            item.preannotations().labels.astype(np.int64),
+            np.zeros(len(item.preannotations()), bool),
         )
         for item in chosen
     ]
@@ -151,7 +159,7 @@ def write_selected_coco(
     coco = dataset_to_coco(
         DetectionDataset(records, class_names, category_ids=category_ids), info=info
     )
-    scores = [float(s) for item in chosen for s in item.detections.scores]
+    scores = [float(s) for item in chosen for s in item.preannotations().scores]
     for annotation, score in zip(coco["annotations"], scores, strict=True):
         annotation["score"] = score
     return atomic_write_json(path, coco)
@@ -178,7 +186,7 @@ def label_studio_tasks(
     for item in ranked:
         if not item.selected:
             continue
-        record, dets = item.record, item.detections
+        record, dets = item.record, item.preannotations()
         width, height = record.width, record.height
         results = []
         for k in range(len(dets)):

@@ -42,11 +42,13 @@ from huale.inference import (
     ScoringReport,
     ScoringRequest,
     as_adapter,
+    iter_pool_records,
     load_detector,
     score_pool,
 )
 from huale.inference.adapters import DEFAULT_DETECTOR, adapter_class, check_needs
 from huale.inference.predictions_file import PredictionsFile, classes_file_of, match_lines
+from huale.inference.stored import StoredRecords
 from huale.locking import FolderLock
 from huale.outfolder import claim_out_folder
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
@@ -62,6 +64,7 @@ from huale.selection.pool import (
     unmatched_ids,
 )
 from huale.strategies import Needs, Selection, Strategy, build_strategy
+from huale.strategies.base import Records, load_records, record_ids
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +234,9 @@ def _run_selection(config: SelectConfig) -> SelectResult:
 def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDataset,
             class_names: list[str], already: list[str]) -> SelectResult:
     """Write the four export files of a scored selection (see module docstring)."""
-    if not scored.records:
+    if not scored.pool_size:
         raise DataError(config.pool, "no pool image could be read")
     selection, report = scored.selection, scored.report
-    records, detections = scored.records, scored.detections
     selected = selection.selected
 
     by_id = {r.image_id: r for r in pool.records}
@@ -245,7 +247,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
             selected=s.image_id in chosen,
             score=s,
             record=_with_absolute_path(by_id[s.image_id]),
-            detections=detections[s.image_id],
+            predicted_boxes=scored.box_counts[s.image_id],
+            detections=scored.detections.get(s.image_id),
         )
         for n, s in enumerate(selection.ranked, start=1)
     ]
@@ -264,7 +267,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         "class_names": class_names,
         "category_ids": pool.category_ids,
         "preannotation_threshold": config.preannotation_threshold,
-        "pool_images": len(records),
+        "pool_images": scored.pool_size,
         "already_labeled": len(already),
         "skipped": [{"image_id": i, "reason": r} for i, r in report.skipped],
         "skipped_files": [{"path": f, "reason": r} for f, r in pool.report.skipped],
@@ -294,7 +297,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
         selection=selection,
         selected=[item.score.image_id for item in ranked if item.selected],
         files=files,
-        pool_size=len(records),
+        pool_size=scored.pool_size,
         already_labeled=already,
         skipped=[*pool.report.skipped, *report.skipped],
         resumed=report.resumed,
@@ -303,14 +306,16 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
 
 @dataclass
 class ScoredSelection:
-    """A selection with what it was made from.
+    """A selection with what the exports need of the scoring run (never every pool record).
 
-    records: the pool's prediction records; detections: per image id, the original view's
-    detections with score >= the pre-annotation threshold; report: the scoring run's report.
+    pool_size: readable pool images scored; box_counts: per image id, the original view's
+    detections with score >= the pre-annotation threshold; detections: those detections, for
+    the selected images only; report: the scoring run's report.
     """
 
     selection: Selection
-    records: list[PredictionRecord]
+    pool_size: int
+    box_counts: dict[str, int]
     detections: dict[str, Detections]
     report: ScoringReport
 
@@ -369,13 +374,13 @@ def score_and_select(
     shard_dir = Path(shard_dir) if shard_dir is not None else None
     report = ScoringReport()
     # under torchrun every process scores its part of the pool; rank 0 gets all the records
-    records = score_pool(
+    records = _score(
         adapter, pool, needs, request, seed=seed, report=report,
         shard_dir=None if shard_dir is None else shard_dir / _needs_tag("pool", needs),
     )
-    detections = {r.image_id: _preannotations(r, preannotation_threshold) for r in records}
+    box_counts = _box_counts(records, preannotation_threshold)
     if not distributed.broadcast_object(bool(records)):
-        return ScoredSelection(Selection([], []), records, detections, report)
+        return ScoredSelection(Selection([], []), 0, box_counts, {}, report)
     labeled_tag = _needs_tag("labeled", Needs(features=needs.labeled_features))
     context = build_selection_context(
         adapter, labeled, needs, list(pool.class_names), request, seed=seed,
@@ -383,9 +388,10 @@ def score_and_select(
     )
     # rank 0 selects; every process returns its selection (the loop trains on it everywhere)
     selection = distributed.run_on_main(
-        _select, strategy, records, budget, context, budget_unit, detections
+        _select, strategy, records, budget, context, budget_unit, box_counts
     )
-    return ScoredSelection(selection, records, detections, report)
+    detections = _selected_preannotations(records, selection, preannotation_threshold)
+    return ScoredSelection(selection, len(records), box_counts, detections, report)
 
 
 def select_from_records(
@@ -403,15 +409,18 @@ def select_from_records(
 ) -> ScoredSelection:
     """:func:`score_and_select` for records already predicted (a predictions file): the
     labeled images' records, by image id, give the class quality where the strategy needs it."""
-    detections = {r.image_id: _preannotations(r, preannotation_threshold) for r in records}
+    box_counts = _box_counts(records, preannotation_threshold)
     if not records:
-        return ScoredSelection(Selection([], []), records, detections, report)
+        return ScoredSelection(Selection([], []), 0, box_counts, {}, report)
     context = build_selection_context(
         None, labeled, strategy.needs, list(class_names), seed=seed,
         labeled_records=labeled_records if labeled_records is not None else {},
     )
-    selection = _select(strategy, records, budget, context, budget_unit, detections)
-    return ScoredSelection(selection, records, detections, report)
+    selection = _select(strategy, records, budget, context, budget_unit, box_counts)
+    return ScoredSelection(
+        selection, len(records), box_counts, _selected_preannotations(
+            records, selection, preannotation_threshold), report
+    )
 
 
 def predictions_for_pool(
@@ -443,12 +452,42 @@ def predictions_for_pool(
     return records, report, labeled_records
 
 
-def _select(strategy: Strategy, records: list[PredictionRecord], budget: int, context,
-            budget_unit: str, detections: dict[str, Detections]) -> Selection:
+def _score(adapter: DetectorAdapter, pool: DetectionDataset, needs: Needs,
+           request: ScoringRequest | None, *, shard_dir: Path | None,
+           **options) -> list[PredictionRecord] | StoredRecords:
+    """The pool's records: with ``shard_dir``, streamed to shards and read back from them as a
+    :class:`StoredRecords` (memory flat in the pool size); without, a list in memory. Under
+    torchrun only rank 0 gets them (an empty list elsewhere)."""
+    if shard_dir is None:
+        return score_pool(adapter, pool, needs, request, **options)
+    for _ in iter_pool_records(adapter, pool, needs, request, shard_dir=shard_dir, **options):
+        pass  # each record is on disk once its shard is written
+    return StoredRecords(shard_dir) if distributed.is_main() else []
+
+
+def _box_counts(records, threshold: float) -> dict[str, int]:
+    """Per image id, its original-view detections with score >= ``threshold``."""
+    if isinstance(records, StoredRecords):
+        counts = records.original_box_counts(threshold)
+        return dict(zip(records.ids, counts.tolist(), strict=True))
+    return {r.image_id: int((r.original.scores >= threshold).sum()) for r in records}
+
+
+def _selected_preannotations(records, selection: Selection,
+                             threshold: float) -> dict[str, Detections]:
+    """Pre-annotations of the selected images only (never every pool image's)."""
+    return {
+        r.image_id: _preannotations(r, threshold)
+        for r in (load_records(records, selection.selected) if records else [])
+    }
+
+
+def _select(strategy: Strategy, records: Records, budget: int, context,
+            budget_unit: str, box_counts: dict[str, int]) -> Selection:
     """The strategy's selection of ``budget`` (in ``budget_unit``) from ``records``, checked."""
     costs = None
     if budget_unit == "boxes":
-        costs = {image_id: max(1, len(d)) for image_id, d in detections.items()}
+        costs = {image_id: max(1, n) for image_id, n in box_counts.items()}
     total = len(records) if costs is None else sum(costs.values())
     if budget >= total:
         log.warning(
@@ -468,7 +507,7 @@ def _preannotations(record: PredictionRecord, threshold: float):
 
 def _check_selection(selection: Selection, records, budget, costs) -> None:
     """Check the strategy kept the rules: pool images only, each once, within the budget."""
-    pool_ids = {r.image_id for r in records}
+    pool_ids = set(record_ids(records))
     selected = list(selection.selected)
     if len(set(selected)) != len(selected) or not set(selected) <= pool_ids:
         raise RuntimeError("the strategy selected an image twice or outside the unlabeled pool")

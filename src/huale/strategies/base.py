@@ -10,6 +10,11 @@ Ties [INF]: images with equal scores are ordered by a seeded random draw per ima
 (:func:`image_uniform` of ``context.seed`` and the image id), never by file name, so a weak
 model whose scores tie does not pick consecutive frames of one video. :func:`warn_if_tied` warns
 when most candidates share one score.
+
+``records`` is a list of :class:`PredictionRecord` or a :class:`~huale.predictions.RecordSource`
+(records streamed from scoring shards). Strategies make passes over it (``for record in
+records``) keeping only scalars, and load full records only for the candidates a later stage
+needs (:func:`load_records`), so memory stays flat in the pool size.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ import logging
 import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from huale.errors import ConfigError
-from huale.predictions import Detections, Needs, PredictionRecord
+from huale.predictions import Detections, Needs, PredictionRecord, RecordSource
+
+Records = Sequence[PredictionRecord] | RecordSource
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +209,69 @@ def view_of(
     return dets if min_score is None else dets.select(dets.scores >= min_score)
 
 
+def record_ids(records: Records) -> list[str]:
+    """Image ids of ``records`` in order."""
+    if isinstance(records, RecordSource):
+        return list(records.ids)
+    return [r.image_id for r in records]
+
+
+def records_by_id(records: Sequence[PredictionRecord]) -> dict[str, PredictionRecord]:
+    """``image_id -> record``; a ConfigError on duplicate image ids."""
+    by_id = {r.image_id: r for r in records}
+    if len(by_id) != len(records):
+        raise ConfigError("the pool holds duplicate image ids; each image must appear once")
+    return by_id
+
+
+def load_records(records: Records, ids: Sequence[str]) -> list[PredictionRecord]:
+    """The full records of ``ids`` (in that order): a few candidates of a large pool."""
+    if isinstance(records, RecordSource):
+        return records.load(ids)
+    by_id = records_by_id(records)
+    return [by_id[i] for i in ids]
+
+
+def record_features(records: Records) -> tuple[list[str], np.ndarray | None]:
+    """``(ids, (N, D) float32 features)`` of ``records`` in order; None if any is missing."""
+    if isinstance(records, RecordSource):
+        return records.features()
+    ids = [r.image_id for r in records]
+    if not records:
+        return ids, np.zeros((0, 0), np.float32)
+    if any(r.feature is None for r in records):
+        return ids, None
+    return ids, np.stack([np.asarray(r.feature, np.float32).reshape(-1) for r in records])
+
+
+class RecordsWithout:
+    """``records`` less the images ``excluded``, as a :class:`RecordSource` (a lazy view)."""
+
+    def __init__(self, records: Records, excluded: Iterable[str]):
+        self.records = records
+        self.excluded = set(excluded)
+
+    @property
+    def ids(self) -> list[str]:
+        return [i for i in record_ids(self.records) if i not in self.excluded]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[PredictionRecord]:
+        return (r for r in self.records if r.image_id not in self.excluded)
+
+    def load(self, ids: Sequence[str]) -> list[PredictionRecord]:
+        if self.excluded.intersection(ids):
+            raise KeyError("asked for records this view leaves out")
+        return load_records(self.records, ids)
+
+    def features(self) -> tuple[list[str], np.ndarray | None]:
+        ids, features = record_features(self.records)
+        keep = [k for k, i in enumerate(ids) if i not in self.excluded]
+        return [ids[k] for k in keep], None if features is None else features[keep]
+
+
 class Strategy(ABC):
     """Base class of every selection strategy (see module docstring)."""
 
@@ -212,12 +282,12 @@ class Strategy(ABC):
         return Needs()
 
     @abstractmethod
-    def score(self, records: Sequence[PredictionRecord], context: SelectionContext) -> list[ImageScore]:
-        """One :class:`ImageScore` per record (higher = label first)."""
+    def score(self, records: Records, context: SelectionContext) -> list[ImageScore]:
+        """One :class:`ImageScore` per record (higher = label first), in one pass."""
 
     def select(
         self,
-        records: Sequence[PredictionRecord],
+        records: Records,
         budget: int,
         context: SelectionContext,
         *,

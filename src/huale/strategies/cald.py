@@ -34,6 +34,7 @@ from huale.predictions import CUTOUT, FLIP, ORIGINAL, RESIZE, ROTATE, Detections
 from huale.strategies.base import (
     ImageScore,
     Needs,
+    Records,
     Selection,
     SelectionContext,
     Strategy,
@@ -133,7 +134,7 @@ class CaldConsistency(Strategy):
         return sorted(out, key=lambda o: o.uncertainty)
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         return [
             ImageScore(r.image_id, -self.consistency(r), objects=self.explain(r, context))
@@ -180,7 +181,7 @@ class CaldClassBalance(Strategy):
         return counts / context.num_labeled_images
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         u = self.labeled_distribution(context)
         labeled = softmax(u)

@@ -1,24 +1,23 @@
 """Two-stage "retrieve then rank" composition of any two strategies.
 
-Stage 1 ranks the whole pool with ``first.score`` and keeps a candidate pool; stage 2 runs
-``second.select`` on the pool only. CALD, HUALE, AL-SSL's entropy prefilter and
+Stage 1 ranks the whole pool with ``first.score`` (one pass, scalars kept) and keeps a candidate
+pool; stage 2 runs ``second.select`` on the candidates only, the only records loaded in full. CALD, HUALE, AL-SSL's entropy prefilter and
 "uncertainty then core-set" are all instances; the engine sees one :class:`Strategy`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import replace
 
-from huale.errors import ConfigError
-from huale.predictions import PredictionRecord
 from huale.strategies.base import (
     ImageScore,
     Needs,
+    Records,
     Selection,
     SelectionContext,
     Strategy,
+    load_records,
     rank,
     take_budget,
 )
@@ -31,14 +30,6 @@ STAGE2 = "stage2"
 def pool_budget(budget: int, pool_multiplier: float) -> int:
     """⌊μ·B⌋, robust to float rounding (1.2·500 = 600, not 599)."""
     return int(math.floor(pool_multiplier * budget + 1e-9))
-
-
-def records_by_id(records: Sequence[PredictionRecord]) -> dict[str, PredictionRecord]:
-    """``image_id -> record``; a ConfigError on duplicate image ids."""
-    by_id = {r.image_id: r for r in records}
-    if len(by_id) != len(records):
-        raise ConfigError("the pool holds duplicate image ids; each image must appear once")
-    return by_id
 
 
 class TwoStage(Strategy):
@@ -71,28 +62,26 @@ class TwoStage(Strategy):
     def needs(self) -> Needs:
         return self.first.needs.union(self.second.needs)
 
-    def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
-    ) -> list[ImageScore]:
+    def score(self, records: Records, context: SelectionContext) -> list[ImageScore]:
         """The stage-1 (retrieval) scores."""
         return [replace(s, stage=STAGE1) for s in self.first.score(records, context)]
 
     def select(
         self,
-        records: Sequence[PredictionRecord],
+        records: Records,
         budget: int,
         context: SelectionContext,
         *,
         costs: dict[str, int] | None = None,
     ) -> Selection:
-        by_id = records_by_id(records)
-        stage1 = rank(self.first.score(records, context), context.seed)
+        stage1 = rank(self.first.score(records, context), context.seed)  # one pass, scalars only
         if self.pool_size is not None:
             pool_ids = [s.image_id for s in stage1[: self.pool_size]]
         else:
             pool_ids = take_budget(stage1, pool_budget(budget, self.pool_multiplier), costs=costs)
         pool = set(pool_ids)
-        chosen = self.second.select([by_id[i] for i in pool_ids], budget, context, costs=costs)
+        # only the retrieved candidates are loaded in full (mu*B records, not the pool)
+        chosen = self.second.select(load_records(records, pool_ids), budget, context, costs=costs)
         ranked = [replace(s, stage=STAGE2) for s in chosen.ranked]
         ranked += [replace(s, stage=STAGE1) for s in stage1 if s.image_id not in pool]
         return Selection(ranked=ranked, selected=chosen.selected)

@@ -14,14 +14,13 @@ bounded through the probability floor of :data:`huale.strategies.divergence.PROB
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from huale.predictions import FLIP, ORIGINAL, PredictionRecord
+from huale.predictions import FLIP, ORIGINAL
 from huale.strategies.base import (
     ImageScore,
     Needs,
+    Records,
     Selection,
     SelectionContext,
     Strategy,
@@ -58,7 +57,7 @@ class FlipConsistency(Strategy):
         return Needs(views=(ORIGINAL, FLIP))
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         out = []
         for record in records:
@@ -82,7 +81,7 @@ class FlipConsistency(Strategy):
 
     def select(
         self,
-        records: Sequence[PredictionRecord],
+        records: Records,
         budget: int,
         context: SelectionContext,
         *,

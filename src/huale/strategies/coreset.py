@@ -1,17 +1,16 @@
 """Core-set (Sener & Savarese, ICLR 2018): k-center greedy on pooled backbone features.
 
 Each pick is the pool image farthest (L2) from its nearest center; the centers start as the
-labeled images' features and grow with every pick. Deterministic: records are processed in
-image-id order and ties go to the smallest id. Without labeled features the first pick is the
-image farthest from the pool's mean feature [INF].
+labeled images' features and grow with every pick. Deterministic: records are processed in a
+seeded random order of their ids (never file order) and ties go to the first in that order.
+Without labeled features the first pick is the image farthest from the pool's mean feature
+[INF].
 
 Used alone, or as the diversity stage after any strategy: ``CoreSet(base="entropy",
 pool_multiplier=4)`` retrieves the top 4·B by entropy, then picks B by k-center greedy.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,10 +20,13 @@ from huale.predictions import ORIGINAL, PredictionRecord
 from huale.strategies.base import (
     ImageScore,
     Needs,
+    Records,
     Selection,
     SelectionContext,
     Strategy,
     explain_box,
+    load_records,
+    record_features,
     tie_order,
 )
 from huale.strategies.cascade import TwoStage
@@ -104,50 +106,39 @@ def _explain(record: PredictionRecord, distance: float, context: SelectionContex
 class CoreSet(Strategy):
     """k-center greedy selection; with ``base`` the diversity stage after that strategy.
 
-    base: a registered strategy name (None = core-set over the whole pool); base_options: its
-    options; pool_multiplier: the base strategy's pool is ⌊pool_multiplier·B⌋.
+    base: a built strategy (None = core-set over the whole pool); pool_multiplier: the base
+    strategy's pool is ⌊pool_multiplier·B⌋. By name, with the base's options:
+    ``build_strategy("coreset", base="entropy", base_options={...})``.
     """
 
     name = "coreset"
 
-    def __init__(
-        self,
-        *,
-        base: str | None = None,
-        base_options: Mapping[str, object] | None = None,
-        pool_multiplier: float = 4.0,
-    ):
+    def __init__(self, *, base: Strategy | None = None, pool_multiplier: float = 4.0):
         self.pool_multiplier = check_number("pool_multiplier", pool_multiplier, low=1.0)
         self.cascade: TwoStage | None = None
         if base is not None:
-            from huale.strategies.registry import build_strategy  # the registry imports us
-
-            if base == self.name:
+            if isinstance(base, CoreSet):
                 raise ConfigError("coreset cannot use coreset as its base strategy")
-            first = build_strategy(base, **dict(base_options or {}))
-            self.cascade = TwoStage(first, CoreSet(), pool_multiplier=self.pool_multiplier)
-            self.name = f"{first.name}>coreset"
-        elif base_options:
-            raise ConfigError("coreset: base_options given without a base strategy")
+            self.cascade = TwoStage(base, CoreSet(), pool_multiplier=self.pool_multiplier)
+            self.name = f"{base.name}>coreset"
 
     @property
     def needs(self) -> Needs:
         own = Needs(features=True, labeled_features=True)
         return own if self.cascade is None else self.cascade.needs
 
-    def _features(
-        self, records: Sequence[PredictionRecord], seed: int = 0
-    ) -> tuple[list, np.ndarray]:
-        # a seeded random order: ties of the greedy argmax (first maximum) are never file order
-        ordered = sorted(records, key=lambda r: tie_order(seed, r.image_id))
-        missing = [r.image_id for r in ordered if r.feature is None]
-        if missing:
+    def _features(self, records: Records, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """Image ids in a seeded random order and their (N, D) float32 features in that order
+        (ties of the greedy argmax, the first maximum, are never file order)."""
+        ids, features = record_features(records)
+        if features is None:
+            missing = [r.image_id for r in records if r.feature is None]  # error path only
             raise ConfigError(
                 f"coreset needs pooled features, missing for {len(missing)} image(s) "
                 f"(e.g. {missing[0]!r}); score the pool with the strategy's `needs`"
             )
-        features = np.stack([np.asarray(r.feature, np.float32).reshape(-1) for r in ordered])
-        return ordered, features
+        order = sorted(range(len(ids)), key=lambda k: tie_order(seed, ids[k]))
+        return [ids[k] for k in order], features[order]
 
     def _run(self, records, context, count, costs=None, budget=None):
         ordered, features = self._features(records, context.seed)
@@ -155,19 +146,22 @@ class CoreSet(Strategy):
             return [], []
         cost_array = None
         if costs is not None:
-            cost_array = np.array([costs.get(r.image_id, 0) for r in ordered], dtype=np.float64)
+            cost_array = np.array([costs.get(i, 0) for i in ordered], dtype=np.float64)
         picks, pick_dist, final = k_center_greedy(
             features, context.labeled_features, count, costs=cost_array, budget=budget
         )
         picked = set(picks)
+        # only the picked images are loaded in full, to explain them (memory flat in the pool)
+        explained = {
+            r.image_id: r for r in load_records(records, [ordered[i] for i in picks])
+        }
         head = [
-            ImageScore(ordered[i].image_id, d, objects=_explain(ordered[i], d, context))
+            ImageScore(ordered[i], d, objects=_explain(explained[ordered[i]], d, context))
             for i, d in zip(picks, pick_dist, strict=True)
         ]
         rest = sorted(
             (
-                ImageScore(ordered[i].image_id, float(final[i]),
-                           objects=_explain(ordered[i], float(final[i]), context))
+                ImageScore(ordered[i], float(final[i]))
                 for i in range(len(ordered))
                 if i not in picked
             ),
@@ -175,9 +169,7 @@ class CoreSet(Strategy):
         )
         return head, rest
 
-    def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
-    ) -> list[ImageScore]:
+    def score(self, records: Records, context: SelectionContext) -> list[ImageScore]:
         """The full greedy order: score = distance to the nearest center when picked (O(N²))."""
         if self.cascade is not None:
             return self.cascade.score(records, context)
@@ -186,7 +178,7 @@ class CoreSet(Strategy):
 
     def select(
         self,
-        records: Sequence[PredictionRecord],
+        records: Records,
         budget: int,
         context: SelectionContext,
         *,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from huale.predictions import ORIGINAL, PredictionRecord
+from huale.predictions import ORIGINAL
 from huale.strategies.base import (
     ImageScore,
     Needs,
+    Records,
     SelectionContext,
     Strategy,
     aggregate,
@@ -40,7 +39,7 @@ class EntropySampling(Strategy):
         return Needs(views=(ORIGINAL,))
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         out = []
         for record in records:

@@ -46,6 +46,7 @@ from huale.strategies.base import (
     ImageScore,
     Needs,
     ObjectExplanation,
+    Records,
     Selection,
     SelectionContext,
     Strategy,
@@ -195,7 +196,7 @@ class Hua(Strategy):
         return Selection(ranked=ranked, selected=take_budget(ranked, budget, costs=costs))
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         weights = self.weights(context)
         self._thresholds = self.thresholds(records)

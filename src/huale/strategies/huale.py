@@ -25,14 +25,16 @@ Tags: [SRC] = HUALE paper/blog, [CODE] = a reference implementation, [INF] = our
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
 
 import numpy as np
 
+from huale.options import check_known
 from huale.predictions import FLIP, ORIGINAL, PredictionRecord
 from huale.strategies.base import (
     ImageScore,
     Needs,
+    Records,
     Selection,
     SelectionContext,
     Strategy,
@@ -80,7 +82,7 @@ class HualeScreening(Strategy):
         return all(len(d) == 0 for d in self.branches(record))
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         out = []
         for record in records:
@@ -114,8 +116,27 @@ class HualeScreening(Strategy):
         return out
 
 
+# HUALE weighs HUA's class cells by PPAL difficulty (method.md §9.1 [INF]); HUA itself does
+# not (its code has no class weights, §2 [CODE]). The one default where the two differ.
+HUA_OVERRIDES: dict[str, object] = {"class_weights": "difficulty"}
+
+
+def hua_option_defaults() -> dict[str, object]:
+    """HUA's options with HUALE's defaults: ``option -> default`` (stage 2 of the cascade)."""
+    params = inspect.signature(Hua).parameters.values()
+    # an option both have (empty_fill_fraction) is the cascade's own: applied once, to the pool
+    return {
+        p.name: HUA_OVERRIDES.get(p.name, p.default) for p in params if p.name not in _OWN_OPTIONS
+    }
+
+
 class Huale(TwoStage):
-    """HUALE cascade: :class:`HualeScreening` retrieval, then :class:`Hua` ranking."""
+    """HUALE cascade: :class:`HualeScreening` retrieval, then :class:`Hua` ranking.
+
+    Own options: ``pool_multiplier`` (μ), ``stage1``, ``beta`` and ``empty_fill_fraction`` of
+    the module docstring; every :class:`Hua` option is accepted too, with HUA's default except
+    :data:`HUA_OVERRIDES`. ``detection_threshold`` is shared by both stages.
+    """
 
     name = "huale"
 
@@ -124,43 +145,15 @@ class Huale(TwoStage):
         *,
         pool_multiplier: float = 2.0,
         stage1: str = "max",
-        detection_threshold: float = 0.05,
         beta: float = 1.3,
         empty_fill_fraction: float = 0.0,
-        adaptive_thresholds: bool = True,
-        object_threshold: float = 0.3,
-        object_nms_iou: float = 0.5,
-        member_iou: float = 0.5,
-        member_threshold: float = 0.3,
-        use_prenms: bool = True,
-        box_uncertainty: str = "inconsistency",
-        class_agg: str = "sum",
-        scale_agg: str = "max",
-        object_agg: str = "sum",
-        class_weights: str = "difficulty",
-        difficulty_alpha: float = 0.3,
-        difficulty_delta: float = 0.2,
-        max_objects: int = 5,
+        **hua_options: object,
     ):
+        check_known(hua_options, _OWN_OPTIONS + list(hua_option_defaults()), "options",
+                    where="strategy 'huale'")
+        ranking = Hua(**{**HUA_OVERRIDES, **hua_options})
         screening = HualeScreening(
-            stage1=stage1, detection_threshold=detection_threshold, beta=beta
-        )
-        ranking = Hua(
-            object_threshold=object_threshold,
-            object_nms_iou=object_nms_iou,
-            member_iou=member_iou,
-            member_threshold=member_threshold,
-            use_prenms=use_prenms,
-            box_uncertainty=box_uncertainty,
-            detection_threshold=detection_threshold,
-            class_agg=class_agg,
-            scale_agg=scale_agg,
-            object_agg=object_agg,
-            class_weights=class_weights,
-            difficulty_alpha=difficulty_alpha,
-            difficulty_delta=difficulty_delta,
-            max_objects=max_objects,
-            adaptive_thresholds=adaptive_thresholds,
+            stage1=stage1, detection_threshold=ranking.detection_threshold, beta=beta
         )
         super().__init__(screening, ranking, pool_multiplier=pool_multiplier)
         self.empty_fill_fraction = check_number(
@@ -170,7 +163,7 @@ class Huale(TwoStage):
 
     def select(
         self,
-        records: Sequence[PredictionRecord],
+        records: Records,
         budget: int,
         context: SelectionContext,
         *,
@@ -181,3 +174,19 @@ class Huale(TwoStage):
             fill_fraction=self.empty_fill_fraction, strategy=self.name,
             select_detected=lambda recs, b, c: TwoStage.select(self, recs, b, context, costs=c),
         )
+
+
+_OWN_OPTIONS = ["pool_multiplier", "stage1", "beta", "empty_fill_fraction"]
+# the signature the registry shows (``strategy_options("huale")``): own options, then HUA's
+Huale.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [
+        p
+        for p in inspect.signature(Huale.__init__).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in hua_option_defaults().items()
+    ]
+)

@@ -26,7 +26,15 @@ from dataclasses import replace
 import numpy as np
 
 from huale.predictions import ORIGINAL, PredictionRecord
-from huale.strategies.base import ImageScore, Selection, SelectionContext, take_budget, tie_order
+from huale.strategies.base import (
+    ImageScore,
+    Records,
+    RecordsWithout,
+    Selection,
+    SelectionContext,
+    take_budget,
+    tie_order,
+)
 from huale.strategies.cascade import pool_budget
 
 log = logging.getLogger(__name__)
@@ -35,7 +43,7 @@ NO_DETECTION = "no_detection"
 FILL = "fill"
 MANY_EMPTY_SHARE = 0.5
 
-SelectFn = Callable[[Sequence[PredictionRecord], int, dict[str, int] | None], Selection]
+SelectFn = Callable[[Records, int, dict[str, int] | None], Selection]
 
 
 def has_detection(record: PredictionRecord, threshold: float) -> bool:
@@ -45,7 +53,7 @@ def has_detection(record: PredictionRecord, threshold: float) -> bool:
 
 
 def select_with_no_detection_rule(
-    records: Sequence[PredictionRecord],
+    records: Records,
     budget: int,
     context: SelectionContext,
     costs: dict[str, int] | None,
@@ -57,10 +65,11 @@ def select_with_no_detection_rule(
 ) -> Selection:
     """Apply the module's rule around ``select_detected(records, budget, costs)``, the strategy's
     own selection, which only ever sees images with a detection."""
-    detected = [r for r in records if has_detection(r, threshold)]
+    # one pass keeping ids only; the detected images stay a lazy view (memory flat in the pool)
+    empty_ids = [r.image_id for r in records if not has_detection(r, threshold)]
+    detected = RecordsWithout(records, empty_ids) if empty_ids else records
     empty = sorted(
-        (ImageScore(r.image_id, -np.inf, stage=NO_DETECTION) for r in records
-         if not has_detection(r, threshold)),
+        (ImageScore(i, -np.inf, stage=NO_DETECTION) for i in empty_ids),
         key=lambda s: tie_order(context.seed, s.image_id),
     )
     if len(empty) > MANY_EMPTY_SHARE * len(records):
@@ -80,11 +89,11 @@ def select_with_no_detection_rule(
     fill_budget = min(pool_budget(budget, fill_fraction), budget)
     fill = take_budget(empty[:fill_budget], fill_budget, costs=costs) if fill_budget else []
     remaining = budget - cost(fill)
-    if detected and remaining > 0:
+    if len(detected) and remaining > 0:
         chosen = select_detected(detected, remaining, costs)
     else:
         chosen = Selection(ranked=[], selected=[])
-        if detected:  # nothing left to spend: the detected images keep a (stage-1) order
+        if len(detected):  # nothing left to spend: the detected images keep a (stage-1) order
             chosen = select_detected(detected, 0, costs)
     remaining -= cost(chosen.selected)
     taken = set(fill)

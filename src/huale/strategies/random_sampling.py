@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from huale.predictions import PredictionRecord
-from huale.strategies.base import ImageScore, SelectionContext, Strategy, image_uniform
+from huale.strategies.base import ImageScore, Records, SelectionContext, Strategy, image_uniform
 
 __all__ = ["RandomSampling", "image_uniform"]
 
@@ -16,6 +13,6 @@ class RandomSampling(Strategy):
     name = "random"
 
     def score(
-        self, records: Sequence[PredictionRecord], context: SelectionContext
+        self, records: Records, context: SelectionContext
     ) -> list[ImageScore]:
         return [ImageScore(r.image_id, image_uniform(context.seed, r.image_id)) for r in records]
