@@ -20,10 +20,12 @@ PACKAGE = "huale"
 # Bottom to top. A module may import modules of its own layer (acyclically) and of layers below.
 # Units are the subpackages and top-level modules of huale ("huale" itself = huale/__init__.py).
 LAYERS: list[set[str]] = [
-    {"huale", "errors", "io", "options", "boxes", "locking", "predictions", "runtime", "presets"},
+    {"huale", "errors", "io", "options", "boxes", "locking", "outfolder", "predictions", "runtime",
+     "presets"},
     {"data", "losses", "augment", "evaluation", "reports"},  # domain leaves: formats, maths
     {"models"},  # the detector: torchvision parts, RoI head, losses, checkpoints
     {"inference"},  # run a detector over a pool -> prediction records, shards
+    {"adapters"},  # detectors of other families behind the inference seam (optional extras)
     {"strategies"},  # rank prediction records (never run a model)
     {"selection"},  # huale select: pool, context, scoring + strategy, exports
     {"engine"},  # train, evaluate, the active-learning loop
