@@ -34,6 +34,7 @@ from huale import __version__
 from huale.data.records import DetectionDataset
 from huale.errors import ConfigError, DataError
 from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
+from huale.labeling.urls import LOCAL_FILES_PREFIX
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
@@ -73,7 +74,9 @@ class SelectConfig:
     pool_split: str = "train"
     labeled_split: str = "train"
     preannotation_threshold: float = 0.5
-    image_url_prefix: str | None = None
+    image_url_prefix: str | None = LOCAL_FILES_PREFIX  # None: absolute file paths
+    model_version: str | None = None  # Label Studio predictions' model_version; default huale-<strategy>
+    task_data: dict[str, Any] = field(default_factory=dict)  # extra data fields of every task
     batch_size: int = 4
     device: str = "auto"
     workers: int = 2
@@ -209,7 +212,8 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
                 class_names,
                 image_root=pool_root(config.pool),
                 url_prefix=config.image_url_prefix,
-                model_version=f"huale-{config.strategy} {Path(config.checkpoint).name}",
+                model_version=config.model_version or f"huale-{config.strategy}",
+                extra_data=config.task_data,
             ),
         ),
     }
