@@ -1,6 +1,7 @@
 """The ``huale`` command line: one module per command, registered in :data:`COMMANDS`.
 
-Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``. Each
+Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``,
+``init``, ``round``, ``ingest``, ``status`` (labeling in rounds, :mod:`huale.project`). Each
 command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
 the library, print the result. Every documented error (:class:`huale.errors.HualeError`) is
 printed as one line and exits with 2. ``train``, ``select`` and ``loop`` also run under
@@ -33,6 +34,10 @@ COMMAND_MODULES = {
     "select": "select",
     "loop": "loop",
     "report": "report",
+    "init": "init",
+    "round": "round",
+    "ingest": "ingest",
+    "status": "status",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
@@ -47,6 +52,8 @@ examples:
   huale evaluate --checkpoint runs/small/model.pt --data data/synth --split test
   huale select --checkpoint runs/small/model.pt --pool images/ --budget 50 --out sel
   huale loop --config synthetic-cpu --out runs/synth && huale report runs/synth
+  huale init proj --pool images/ --labeled labeled.json --val val.json
+  huale round proj --budget 50 && huale ingest proj export.json && huale status proj
 
 Run `huale COMMAND --help` for the options and examples of each command.
 """
