@@ -49,7 +49,8 @@ class CurveFit:
         """Pointwise ``level`` interval of the fitted mAP at ``n`` (for the plot)."""
         draws = self._draws(seed)
         logn = np.log(np.asarray(n, np.float64))
-        curves = 1.0 - np.exp(draws[:, :1] + draws[:, 1:2] * logn[None, :])
+        with np.errstate(over="ignore"):
+            curves = 1.0 - np.clip(np.exp(draws[:, :1] + draws[:, 1:2] * logn[None, :]), 0.0, 1.0)
         q = (1 - level) / 2
         return np.quantile(curves, q, axis=0), np.quantile(curves, 1 - q, axis=0)
 
@@ -100,8 +101,10 @@ def fit_learning_curve(labeled: Sequence[float], maps: Sequence[float], next_siz
     fit.map_last, fit.map_next = (float(v) for v in fit.predict([n_last, n_next]))
     fit.gain = fit.map_next - fit.map_last
     draws = fit._draws(seed)
-    gains = np.exp(draws[:, 0] + draws[:, 1] * math.log(n_last)) - np.exp(
-        draws[:, 0] + draws[:, 1] * math.log(n_next))
+    with np.errstate(over="ignore"):  # wild draws of a 1-dof fit: errors clipped to [0, 1]
+        err_last = np.clip(np.exp(draws[:, 0] + draws[:, 1] * math.log(n_last)), 0.0, 1.0)
+        err_next = np.clip(np.exp(draws[:, 0] + draws[:, 1] * math.log(n_next)), 0.0, 1.0)
+    gains = err_last - err_next
     fit.gain_low, fit.gain_high = (float(v) for v in np.quantile(gains, [0.1, 0.9]))
     if fit.c <= 0:
         fit.problems.append("val mAP does not rise with the labeled set (fitted exponent <= 0)")
