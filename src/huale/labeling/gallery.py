@@ -155,15 +155,18 @@ def _save_jpeg(path: Path, picture: Image.Image) -> None:
 
 
 def _levels(levels: dict) -> str:
-    """Per-level values as ``scale: P3 0.12, P4 0.5; class: ...``."""
-    parts = []
-    for name, value in levels.items():
-        if isinstance(value, dict):
-            inner = ", ".join(f"{k} {_fmt(v) if isinstance(v, (int, float)) else v}" for k, v in value.items())
-            parts.append(f"{name}: {inner}")
-        else:
-            parts.append(f"{name}: {_fmt(value) if isinstance(value, (int, float)) else value}")
-    return "; ".join(parts)
+    """Per-level values as ``scale: P3 0.12, P4 0.5; cell: P3 car 0.8``."""
+    return "; ".join(f"{name}: {_value(value)}" for name, value in levels.items())
+
+
+def _value(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _fmt(float(value))
+    return str(value)
 
 
 def _card(image: GalleryImage, names: dict[str, str], colours) -> str:
