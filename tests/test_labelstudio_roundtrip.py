@@ -54,7 +54,7 @@ def _region_of(box, width, height, label):
 
 def test_round_trip_through_label_studio(label_studio, tmp_path):
     ls = label_studio
-    pool_dir = ls.document_root  # the README's setting: document root = the pool folder
+    pool_dir = ls.document_root / "pool"  # the README's setting: document root = the pool's parent
     truth = {r.path.name: r for r in make_tiny_dataset(pool_dir, num_images=10, seed=1).records}
     lab = make_tiny_dataset(tmp_path / "lab", num_images=4, seed=2)
     atomic_write_json(tmp_path / "lab" / "labeled.json", dataset_to_coco(lab, image_root=tmp_path / "lab"))

@@ -54,7 +54,7 @@ def fake_round(project: Project, number: int, names: list[str]) -> dict:
         selected.append({
             "image_id": name, "rank": rank, "score": 1.0 / rank, "stage": "ranked",
             "path": str(path), "file_name": name, "width": 64, "height": 64,
-            "url": image_location(path, project.pool, project.config.image_url_prefix),
+            "url": image_location(path, project.document_root, project.config.image_url_prefix),
             "predicted_boxes": 0, "objects": [],
         })
     record = {"round": number, "options": {"strategy": "random"}, "labeled_images": 4,

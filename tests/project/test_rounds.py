@@ -34,7 +34,7 @@ def test_rounds_ingest_status_end_to_end(workspace, capsys, tmp_path):
     assert [t["data"]["huale_rank"] for t in tasks] == [1, 2, 3]
     assert {t["predictions"][0]["model_version"] for t in tasks} == {"huale-round-001"}
     assert sorted(t["predictions"][0]["score"] for t in tasks) == [t["predictions"][0]["score"] for t in tasks]
-    assert all(t["data"]["image"].startswith("/data/local-files/?d=img") for t in tasks)
+    assert all(t["data"]["image"].startswith("/data/local-files/?d=pool/img") for t in tasks)
     thumbs = sorted(p.name for p in (rdir / "thumbnails").iterdir())
     assert thumbs == [f"{r:04d}-{v}.jpg" for r in (1, 2, 3) for v in ("flip", "orig")]  # huale uses the flip
 

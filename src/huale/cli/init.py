@@ -42,7 +42,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-size", type=int, help="cap on the longer side (default: the arch's)")
     p.add_argument("--image-url-prefix", default=LOCAL_FILES_PREFIX,
                    help="Label Studio task image URL = prefix + path relative to the pool folder "
-                        "(default: Label Studio local files, document root = the pool folder)")
+                        "(default: Label Studio local files)")
+    p.add_argument("--document-root", type=Path,
+                   help="folder the image URLs are relative to: Label Studio's "
+                        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: the folder holding the "
+                        "pool folder)")
     return p
 
 
@@ -54,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
     project = Project.create(args.project, pool=args.pool, labeled=args.labeled, val=args.val,
                              labeled_split=args.labeled_split, val_split=args.val_split,
                              pool_split=args.pool_split, model=model,
-                             image_url_prefix=args.image_url_prefix)
+                             image_url_prefix=args.image_url_prefix,
+                             document_root=args.document_root)
     labeled = project.labeled()
     print(f"created {args.project}: {len(labeled)} labeled images ({labeled.num_boxes()} boxes), "
           f"{len(project.class_names)} classes ({', '.join(project.class_names)}), pool {project.pool}"
           + (f", val {project.val}" if project.val else ", no validation set"))
+    print(f"Label Studio: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={project.document_root}, "
+          f"Local files storage path {project.pool if project.pool.is_dir() else project.pool.parent}")
     print(f"next: huale round {args.project} --budget N")
     return 0

@@ -4,18 +4,25 @@ recovered from the URLs Label Studio exports.
 Label Studio serves files from its machine at ``/data/local-files/?d=<path>``, ``<path>`` being
 relative to ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``; it needs
 ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and a "Local files" storage on the project whose
-path is a folder above the images. Files uploaded through its UI become
-``/data/upload/<project>/<8 hex>-<name>``.
+path is a folder above the images, strictly below the document root (Label Studio refuses a
+storage path equal to the root). huale's default document root is therefore the folder that
+holds the pool folder (:func:`default_document_root`), and the storage path is the pool folder.
+Files uploaded through its UI become ``/data/upload/<project>/<8 hex>-<name>``.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, unquote, urlparse
 
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
 _UPLOAD_NAME = re.compile(r"^[0-9a-f]{8}-(.+)$")
+
+
+def default_document_root(pool_folder: str | Path) -> Path:
+    """The document root huale's local-files URLs assume: the folder holding the pool folder."""
+    return Path(pool_folder).resolve().parent
 
 
 def path_of_url(url: str) -> str:

@@ -166,7 +166,7 @@ def _run(project: Project, options: RoundOptions, number: int, rdir: Path) -> di
         out=rdir, labeled=snapshot, labeled_ids=excluded, budget_unit=options.budget_unit,
         strategy=options.strategy, strategy_options=options.strategy_options, seed=options.seed,
         pool_split=project.config.pool_split, preannotation_threshold=options.preannotation_threshold,
-        image_url_prefix=project.config.image_url_prefix,
+        image_url_prefix=project.config.image_url_prefix, image_root=project.document_root,
         model_version=f"huale-round-{number:03d}", task_data={"huale_round": number},
         batch_size=options.score_batch_size, device=options.device, workers=options.workers,
         amp=options.amp, progress=options.progress,

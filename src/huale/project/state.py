@@ -27,9 +27,10 @@ from typing import Any
 
 from huale.errors import ConfigError, DataError
 from huale.io import atomic_write_json
-from huale.labeling.urls import LOCAL_FILES_PREFIX
+from huale.labeling.urls import LOCAL_FILES_PREFIX, default_document_root
 from huale.locking import FolderLock
 from huale.project.labeled import LabeledSet
+from huale.selection.pool import pool_root
 
 PROJECT_FILE = "project.json"
 LABELED_FILE = "labeled.json"
@@ -55,8 +56,9 @@ class ModelSettings:
 class ProjectConfig:
     """What project.json holds. Paths are absolute.
 
-    image_url_prefix: Label Studio tasks point at ``prefix + path relative to the pool`` (default:
-    Label Studio's local-files serving, with the pool folder as document root).
+    image_url_prefix, document_root: Label Studio tasks point at ``prefix + path relative to
+    document_root`` (default: Label Studio's local-files serving, document root = the folder
+    holding the pool folder, which is Label Studio's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``).
     """
 
     pool: str
@@ -67,6 +69,7 @@ class ProjectConfig:
     val_split: str = "test"
     pool_split: str = "train"
     image_url_prefix: str = LOCAL_FILES_PREFIX
+    document_root: str | None = None
     model: ModelSettings = field(default_factory=ModelSettings)
 
     def to_json(self) -> dict:
@@ -95,7 +98,8 @@ class Project:
     def create(cls, root: str | Path, *, pool: str | Path, labeled: str | Path,
                val: str | Path | None = None, labeled_split: str = "train", val_split: str = "test",
                pool_split: str = "train", model: ModelSettings | None = None,
-               image_url_prefix: str = LOCAL_FILES_PREFIX) -> Project:
+               image_url_prefix: str = LOCAL_FILES_PREFIX,
+               document_root: str | Path | None = None) -> Project:
         """Create the project folder (it must not hold a project yet) and copy the labeled set."""
         root = Path(root)
         if (root / PROJECT_FILE).exists():
@@ -115,6 +119,8 @@ class Project:
             categories=[{"id": c["id"], "name": c["name"]} for c in labeled_set.categories],
             val=None if val is None else str(Path(val).resolve()), val_split=val_split,
             pool_split=pool_split, image_url_prefix=image_url_prefix,
+            document_root=str(Path(document_root).resolve() if document_root is not None
+                              else default_document_root(pool_root(pool))),
             model=model or ModelSettings(),
         )
         project = cls(root, config)
@@ -150,6 +156,11 @@ class Project:
     @property
     def pool(self) -> Path:
         return Path(self.config.pool)
+
+    @property
+    def document_root(self) -> Path:
+        """The folder Label Studio image URLs are relative to (its local-files document root)."""
+        return Path(self.config.document_root or default_document_root(pool_root(self.pool)))
 
     @property
     def val(self) -> Path | None:

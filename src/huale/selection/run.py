@@ -34,7 +34,7 @@ from huale import __version__
 from huale.data.records import DetectionDataset
 from huale.errors import ConfigError, DataError
 from huale.inference import DEFAULT_SHARD_SIZE, ScoringReport, score_pool
-from huale.labeling.urls import LOCAL_FILES_PREFIX
+from huale.labeling.urls import LOCAL_FILES_PREFIX, default_document_root
 from huale.locking import FolderLock
 from huale.models.checkpoint import build_from_checkpoint, load_checkpoint
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
@@ -75,6 +75,7 @@ class SelectConfig:
     labeled_split: str = "train"
     preannotation_threshold: float = 0.5
     image_url_prefix: str | None = LOCAL_FILES_PREFIX  # None: absolute file paths
+    image_root: Path | None = None  # image URLs are relative to it; default: see image_url_root
     model_version: str | None = None  # Label Studio predictions' model_version; default huale-<strategy>
     task_data: dict[str, Any] = field(default_factory=dict)  # extra data fields of every task
     batch_size: int = 4
@@ -210,7 +211,7 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
             export.label_studio_tasks(
                 ranked,
                 class_names,
-                image_root=pool_root(config.pool),
+                image_root=image_url_root(config),
                 url_prefix=config.image_url_prefix,
                 model_version=config.model_version or f"huale-{config.strategy}",
                 extra_data=config.task_data,
@@ -342,6 +343,17 @@ def _check_selection(selection: Selection, records, budget, costs) -> None:
     spent = len(selected) if costs is None else sum(costs[i] for i in selected)
     if spent > budget:
         raise RuntimeError(f"the strategy spent {spent} of a budget of {budget}")
+
+
+def image_url_root(config: SelectConfig) -> Path:
+    """The folder Label Studio image URLs are relative to: ``config.image_root``, else for the
+    local-files prefix Label Studio's document root (the folder holding the pool folder: Label
+    Studio wants its storage path, the pool, strictly below the root), else the pool folder."""
+    if config.image_root is not None:
+        return Path(config.image_root).resolve()
+    if config.image_url_prefix == LOCAL_FILES_PREFIX:
+        return default_document_root(pool_root(config.pool))
+    return pool_root(config.pool)
 
 
 def _with_resolved_path(record):
