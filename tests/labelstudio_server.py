@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,6 @@ class LabelStudio:
         headers = {"Authorization": f"Token {self.token}"}
         data = None
         if form is not None:
-            import urllib.parse
-
             data = urllib.parse.urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         elif body is not None:
