@@ -37,3 +37,15 @@ def test_status_says_plainly_when_the_fit_is_not_trustworthy(project, capsys):
     _rounds(project, [0.30, 0.28, 0.31], [10, 20, 30])
     assert main(["status", str(project.root)]) == 0
     assert "The fit is NOT trustworthy" in capsys.readouterr().out
+
+
+def test_unfinished_round_with_other_options_is_refused(project, capsys):
+    from huale.project.rounds import RoundOptions
+
+    rdir = project.round_dir(1)
+    atomic_write_json(rdir / "request.json", RoundOptions(budget=3).identity())
+    assert main(["round", str(project.root), "--budget", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "round 1 is unfinished and was started with budget=3 (now 5)" in err
+    assert main(["status", str(project.root)]) == 0
+    assert "round 1 is unfinished" in capsys.readouterr().out
