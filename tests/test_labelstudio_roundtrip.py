@@ -120,10 +120,12 @@ def test_round_trip_through_label_studio(label_studio, tmp_path):
     before = Project.open(proj).labeled()
     assert main(["ingest", str(proj), str(tmp_path / "export.json")]) == 0
     after = Project.open(proj).labeled()
-    grown = {Path(im["file_name"]).name for im in after.images} - {Path(im["file_name"]).name for im in before.images}
-    assert grown == {t["data"]["huale_id"] for t in annotated}
-    for name in grown:
-        image = after.image_at(pool_dir / name)
+    grown = {im["file_name"] for im in after.images} - {im["file_name"] for im in before.images}
+    assert grown == {str((pool_dir / t["data"]["huale_id"]).resolve()) for t in annotated}
+    assert len(after) == len(before) + 3
+    for path in grown:
+        name = Path(path).name
+        image = after.image_at(path)
         got = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                         for a in after.annotations_of(image["id"])])
         np.testing.assert_allclose(got, truth[name].boxes, atol=0.01)
