@@ -39,13 +39,18 @@ def test_label_studio_box_in_percent_hand_computed():
     # width = (48-16)/64 = 50 %, height = (32-8)/32 = 75 %
     dets = _detections([[16, 8, 48, 32], [0, 0, 64, 32]], [2, 1], [0.75, 0.25])
     tasks = label_studio_tasks(
-        [_item(1, "a.jpg", 3.0, dets)], ["cat", "dog"], image_root=Path("/data/pool")
+        [_item(1, "a.jpg", 3.0, dets)], ["cat", "dog"], image_root=Path("/data/pool"),
+        url_prefix=None, model_version="huale-round-001", extra_data={"huale_round": 1},
     )
     assert len(tasks) == 1
     task = tasks[0]
-    assert task["data"]["image"] == "/data/pool/sub dir/a.jpg"
+    assert task["data"] == {
+        "image": "/data/pool/sub dir/a.jpg", "huale_id": "a.jpg", "huale_rank": 1,
+        "huale_score": 3.0, "huale_stage": "stage2", "huale_round": 1,
+    }
     prediction = task["predictions"][0]
-    assert prediction["score"] == 0.5  # mean detection score
+    assert prediction["model_version"] == "huale-round-001"
+    assert prediction["score"] == 0.0  # rank 1 of 1: first in Label Studio's ascending order
     first = prediction["result"][0]
     assert first["type"] == "rectanglelabels"
     assert (first["from_name"], first["to_name"]) == ("label", "image")
@@ -67,7 +72,7 @@ def test_label_studio_url_prefix_and_unselected_images():
     assert len(tasks) == 1
     assert tasks[0]["data"]["image"] == "/data/local-files/?d=pool/sub%20dir/a.jpg"
     assert tasks[0]["data"]["huale_score"] is None
-    assert "score" not in tasks[0]["predictions"][0]  # no detection, no prediction score
+    assert tasks[0]["predictions"][0]["score"] == 0.0  # no detection, still a score
     assert tasks[0]["predictions"][0]["result"] == []
     outside = image_location(Path("/elsewhere/x.png"), Path("/data/pool"), "http://h/")
     assert outside == "http://h/elsewhere/x.png"
@@ -100,3 +105,18 @@ def test_csv_and_json_write_non_finite_scores_as_empty_and_null(tmp_path):
 def test_to_json_converts_numpy_and_non_finite():
     value = {"a": np.arange(2), "b": np.float64("nan"), "c": (np.int32(3), np.bool_(True))}
     assert to_json(value) == {"a": [0, 1], "b": None, "c": [3, True]}
+
+
+def test_label_studio_prediction_score_ascends_with_rank_and_default_is_local_files():
+    # Label Studio labels the lowest prediction score first: rank 1 -> 0, rank 2 -> 1/3, ...
+    empty = _detections([], [], [])
+    dets = _detections([[0, 0, 8, 8]], [1], [0.99])  # a confident box must not move the order
+    ranked = [_item(3, "c.jpg", 1.0, dets), _item(1, "a.jpg", 9.0, empty),
+              _item(2, "b.jpg", 5.0, dets), _item(4, "d.jpg", 0.5, empty, selected=False),
+              _item(5, "e.jpg", 0.1, dets)]
+    tasks = label_studio_tasks(ranked, ["cat"], image_root=Path("/data/pool"))
+    assert [t["data"]["huale_rank"] for t in tasks] == [1, 2, 3, 5]
+    scores = [t["predictions"][0]["score"] for t in tasks]
+    assert scores == [0.0, 0.25, 0.5, 0.75]
+    assert tasks[0]["data"]["image"] == "/data/local-files/?d=sub%20dir/a.jpg"
+    assert all(" " not in t["predictions"][0]["model_version"] for t in tasks)

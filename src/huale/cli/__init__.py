@@ -1,7 +1,8 @@
 """The ``huale`` command line: one module per command, registered in :data:`COMMANDS`.
 
 Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``predict``, ``loop``,
-``report``. Each
+``report``, ``init``, ``round``, ``ingest``, ``status`` (labeling in rounds,
+:mod:`huale.project`). Each
 command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
 the library, print the result. Every documented error (:class:`huale.errors.HualeError`) is
 printed as one line and exits with 2. ``train``, ``select`` and ``loop`` also run under
@@ -35,6 +36,10 @@ COMMAND_MODULES = {
     "predict": "predict",
     "loop": "loop",
     "report": "report",
+    "init": "init",
+    "round": "round",
+    "ingest": "ingest",
+    "status": "status",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
@@ -50,6 +55,8 @@ examples:
   huale select --checkpoint runs/small/model.pt --pool images/ --budget 50 --out sel
   huale predict --checkpoint runs/small/model.pt --pool images/ --out preds.jsonl --views hflip
   huale loop --config synthetic-cpu --out runs/synth && huale report runs/synth
+  huale init proj --pool images/ --labeled labeled.json --val val.json
+  huale round proj --budget 50 && huale ingest proj export.json && huale status proj
 
 Run `huale COMMAND --help` for the options and examples of each command.
 """

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from huale.cli.common import Formatter, add_detector_options
+from huale.labeling.urls import LOCAL_FILES_PREFIX
 from huale.selection.run import BUDGET_UNITS, SelectConfig, run_selection
 
 HELP = "Pick the next images to label from an unlabeled pool with a trained checkpoint."
@@ -76,9 +77,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of random views and random choices")
     p.add_argument("--preannotation-threshold", type=float, default=0.5,
                    help="detection score for pre-annotations (and for the box budget)")
-    p.add_argument("--image-url-prefix",
-                   help="Label Studio image URL = prefix + path relative to the pool folder; "
-                        "without it, the absolute file path")
+    p.add_argument("--image-url-prefix", default=LOCAL_FILES_PREFIX,
+                   help="Label Studio image URL = prefix + path relative to --image-root (the "
+                        "default is Label Studio's local-files serving: start it with "
+                        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
+                        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<the folder holding the pool "
+                        "folder>, and add the pool folder as a Local files storage)")
+    p.add_argument("--image-root", type=Path,
+                   help="folder the image URLs are relative to (default: with the local-files "
+                        "prefix the pool folder's parent, Label Studio's document root; with "
+                        "another prefix the pool folder)")
+    p.add_argument("--absolute-image-paths", dest="image_url_prefix", action="store_const",
+                   const=None, help="write the absolute file path as the task's image instead")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
     p.add_argument("--no-amp", dest="amp", action="store_false",
@@ -119,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         labeled_split=args.labeled_split,
         preannotation_threshold=args.preannotation_threshold,
         image_url_prefix=args.image_url_prefix,
+        image_root=args.image_root,
         batch_size=args.batch_size,
         device=args.device,
         workers=args.workers,

@@ -6,7 +6,8 @@
   (box, class, uncertainty, per-level values) and the full ranking.
 - ``selected_coco.json``: the selected images with the model's detections (original view,
   score >= the pre-annotation threshold) as COCO annotations, each with its ``score``.
-- ``labelstudio_tasks.json``: Label Studio tasks with those detections as predictions.
+- ``labelstudio_tasks.json``: Label Studio tasks with those detections as predictions, huale's
+  rank and score in ``data``, and a prediction score whose ascending order is the rank.
 
 Scores that are not finite (e.g. the -inf of images without any detection) are written as JSON
 ``null`` and as an empty CSV cell. Nothing time- or machine-dependent is written, so the same
@@ -30,6 +31,7 @@ import numpy as np
 from huale.data.coco import dataset_to_coco
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.io import atomic_write_json, atomic_write_text
+from huale.labeling.urls import LOCAL_FILES_PREFIX
 from huale.predictions import Detections
 from huale.strategies.base import ImageScore
 
@@ -170,22 +172,29 @@ def label_studio_tasks(
     class_names: Sequence[str],
     *,
     image_root: Path,
-    url_prefix: str | None = None,
+    url_prefix: str | None = LOCAL_FILES_PREFIX,
     model_version: str = "huale",
+    extra_data: Mapping[str, Any] | None = None,
 ) -> list[dict]:
     """Label Studio import tasks of the selected images (rank order).
 
-    Each task: ``data.image`` (the absolute image path, or ``url_prefix`` + the path relative to
-    ``image_root``, URL-quoted), ``data.huale_*`` (id, rank, score; sortable in the Data
-    Manager) and one prediction whose ``result`` holds a ``rectanglelabels`` region per
-    detection (from_name ``label``, to_name ``image``; x, y, width, height in percent of the
-    image size). The prediction ``score`` is the mean detection score (Label Studio shows the
-    lowest first); it is omitted when there is no detection.
+    Each task: ``data.image`` (``url_prefix`` + the path relative to ``image_root``, URL-quoted;
+    by default Label Studio's local-files URL, so its document root must be ``image_root``; with
+    ``url_prefix=None`` the absolute file path), ``data.huale_id``, ``data.huale_rank`` (1 = most
+    informative), ``data.huale_score`` (the strategy's score, higher = more informative; null when
+    not finite), ``data.huale_stage`` and ``extra_data`` (e.g. the round), all sortable columns of
+    the Data Manager; and one prediction (``model_version``) whose ``result`` holds a
+    ``rectanglelabels`` region per detection (from_name ``label``, to_name ``image``; x, y, width,
+    height in percent of the image size; ``score`` = the detection's confidence).
+
+    The prediction ``score`` orders the tasks for labeling: Label Studio puts the lowest
+    prediction score first (its uncertainty sampling, and the Data Manager sorted ascending by
+    "Prediction score"), so it is ``(rank - 1) / selected``, in [0, 1): ascending order is
+    huale's rank. Every task carries it, with or without boxes.
     """
+    chosen = [item for item in ranked if item.selected]
     tasks = []
-    for item in ranked:
-        if not item.selected:
-            continue
+    for position, item in enumerate(sorted(chosen, key=lambda i: i.rank)):
         record, dets = item.record, item.preannotations()
         width, height = record.width, record.height
         results = []
@@ -211,21 +220,20 @@ def label_studio_tasks(
                     "score": float(dets.scores[k]),
                 }
             )
-        prediction: dict[str, Any] = {"model_version": model_version}
-        if len(dets):
-            prediction["score"] = float(np.mean(dets.scores.astype(np.float64)))
-        prediction["result"] = results
-        tasks.append(
-            {
-                "data": {
-                    "image": image_location(record.path, image_root, url_prefix),
-                    "huale_id": record.image_id,
-                    "huale_rank": item.rank,
-                    "huale_score": finite_or_none(item.score.score),
-                },
-                "predictions": [prediction],
-            }
-        )
+        prediction: dict[str, Any] = {
+            "model_version": model_version,
+            "score": position / len(chosen),
+            "result": results,
+        }
+        data = {
+            "image": image_location(record.path, image_root, url_prefix),
+            "huale_id": record.image_id,
+            "huale_rank": item.rank,
+            "huale_score": finite_or_none(item.score.score),
+            "huale_stage": item.score.stage,
+            **(extra_data or {}),
+        }
+        tasks.append({"data": data, "predictions": [prediction]})
     return tasks
 
 

@@ -49,6 +49,7 @@ from huale.inference import (
 from huale.inference.adapters import DEFAULT_DETECTOR, adapter_class, check_needs
 from huale.inference.predictions_file import PredictionsFile, classes_file_of, match_lines
 from huale.inference.stored import StoredRecords
+from huale.labeling.urls import LOCAL_FILES_PREFIX, default_document_root
 from huale.locking import FolderLock
 from huale.outfolder import claim_out_folder
 from huale.predictions import ORIGINAL, Detections, PredictionRecord
@@ -104,7 +105,10 @@ class SelectConfig:
     pool_split: str = "train"
     labeled_split: str = "train"
     preannotation_threshold: float = 0.5
-    image_url_prefix: str | None = None
+    image_url_prefix: str | None = LOCAL_FILES_PREFIX  # None: absolute file paths
+    image_root: Path | None = None  # image URLs are relative to it; default: see image_url_root
+    model_version: str | None = None  # Label Studio predictions' model_version; default huale-<strategy>
+    task_data: dict[str, Any] = field(default_factory=dict)  # extra data fields of every task
     batch_size: int = 4
     device: str = "auto"
     workers: int = 2
@@ -286,10 +290,10 @@ def _export(config: SelectConfig, scored: ScoredSelection, pool: DetectionDatase
             export.label_studio_tasks(
                 ranked,
                 class_names,
-                image_root=pool_root(config.pool),
+                image_root=image_url_root(config),
                 url_prefix=config.image_url_prefix,
-                model_version=f"huale-{config.strategy} "
-                              f"{Path(config.checkpoint or config.predictions).name}",
+                model_version=config.model_version or f"huale-{config.strategy}",
+                extra_data=config.task_data,
             ),
         ),
     }
@@ -523,6 +527,18 @@ def _resolved(path: Path | None) -> str | None:
 def _with_absolute_path(record):
     """The record with an absolute path; symlinks are kept, not resolved to their targets."""
     return replace(record, path=Path(os.path.abspath(record.path)))
+
+
+def image_url_root(config: SelectConfig) -> Path:
+    """The folder Label Studio image URLs are relative to: ``config.image_root``, else for the
+    local-files prefix Label Studio's document root (the folder holding the pool folder: Label
+    Studio wants its storage path, the pool, strictly below the root), else the pool folder.
+    Absolute, symlinks kept (as the records' paths are)."""
+    if config.image_root is not None:
+        return Path(os.path.abspath(config.image_root))
+    if config.image_url_prefix == LOCAL_FILES_PREFIX:
+        return default_document_root(pool_root(config.pool))
+    return pool_root(config.pool)
 
 
 def _needs_tag(kind: str, needs: Needs) -> str:
