@@ -1,6 +1,7 @@
 """The ``huale`` command line: one module per command, registered in :data:`COMMANDS`.
 
-Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``. Each
+Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``,
+``serve``. Each
 command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
 the library, print the result. Every documented error (:class:`huale.errors.HualeError`) is
 printed as one line and exits with 2. ``train``, ``select`` and ``loop`` also run under
@@ -33,6 +34,7 @@ COMMAND_MODULES = {
     "select": "select",
     "loop": "loop",
     "report": "report",
+    "serve": "serve",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
