@@ -1,7 +1,6 @@
 """The ``huale`` command line: one module per command, registered in :data:`COMMANDS`.
 
-Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``,
-``serve``. Each
+Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``loop``, ``report``. Each
 command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
 the library, print the result. Every documented error (:class:`huale.errors.HualeError`) is
 printed as one line and exits with 2. ``train``, ``select`` and ``loop`` also run under

@@ -44,6 +44,7 @@ from huale.serve.images import ImageFetchError, ImageRefused, ImageSource, Label
 from huale.serve.models import ModelPool
 from huale.serve.project import (
     ServedRound,
+    next_round,
     pool_dataset,
     served_round,
     served_round_number,
@@ -71,6 +72,7 @@ class ServeOptions:
     batch_size: int = 4
     amp: bool = True
     max_tasks: int = 256  # tasks per /predict request
+    round_budget: int | None = None  # START_TRAINING's budget; None: the last round's
 
 
 @dataclass
@@ -95,8 +97,9 @@ class _TaskImage:
 class ProjectBackend:
     """The ML backend of the project at ``project`` (a :class:`huale.project.state.Project`).
 
-    label_studio: the host images may be fetched from; run_round: the job START_TRAINING runs
-    (default: the project's next round with the served round's settings), given the project.
+    label_studio: the host images may be fetched from; run_round: the job START_TRAINING runs,
+    given the project (default :func:`huale.serve.project.next_round`: the next round with the
+    last round's options and ``options.round_budget``).
     """
 
     def __init__(
@@ -318,7 +321,12 @@ class ProjectBackend:
 
     def start_round(self) -> dict[str, Any]:
         """Start the next round in the background unless one is running."""
-        job = self._run_round or _default_round_job
+        if self._run_round is not None:
+            job = self._run_round
+        else:
+            def job(project):
+                return next_round(project, budget=self.options.round_budget,
+                                  device=self.options.device)
         started = self.training.start(lambda: job(self.project), description="round")
         return {"started": started.started, "training": started.state}
 
@@ -468,6 +476,3 @@ def _deleted_annotation_ids(payload: dict[str, Any]) -> list[str]:
         raise TaskError("a deletion event needs \"annotations\": [{\"id\": ...}, ...]")
     return [str(a["id"]) for a in found]
 
-
-def _default_round_job(project) -> Any:
-    raise NotReady("START_TRAINING needs the project's round command (huale.project.rounds)")

@@ -1,9 +1,11 @@
-"""What ``huale serve`` reads from a project folder (:mod:`huale.project`): the round it serves.
+"""What ``huale serve`` reads from a project folder (:mod:`huale.project`): the round it serves,
+and the round ``START_TRAINING`` runs.
 
-The served round is the newest round with a trained model and a selection: its checkpoint
-(``rounds/NNN/train/model.pt``), the strategy and threshold it selected with and its ranking
-of the pool (``rounds/NNN/selection.json``). Before the first round there is no model:
-``model_version`` is still given (Label Studio needs one to connect) and predictions wait.
+The served round is the newest finished round (``rounds/NNN/round.json`` written) with a trained
+model: its checkpoint (``rounds/NNN/train/model.pt``), the strategy and threshold it selected
+with and its ranking of the pool (``rounds/NNN/selection.json``). Before the first round there is
+no model: ``model_version`` is still given (Label Studio needs one to connect) and predictions
+wait. :func:`next_round` runs the project's next round with the last finished round's options.
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ def served_round_number(project) -> int | None:
     """The newest round of ``project`` with both ``train/model.pt`` and ``selection.json``
     (files only checked for existence: cheap enough for every request)."""
     from huale.engine.train import MODEL_NAME
+    from huale.project.state import ROUND_RECORD
 
     for number in reversed(project.rounds()):
         folder = project.round_dir(number)
-        if (folder / "train" / MODEL_NAME).is_file() and (folder / SELECTION_JSON).is_file():
+        if all((folder / name).is_file() for name in (ROUND_RECORD, SELECTION_JSON)) and \
+                (folder / "train" / MODEL_NAME).is_file():
             return number
     return None
 
@@ -100,3 +104,28 @@ def task_references(project, pool: DetectionDataset) -> dict[str, str]:
         references[image_location(path, root, prefix)] = record.image_id
         references[image_location(path, root, None)] = record.image_id
     return references
+
+
+def next_round(project, *, budget: int | None = None, device: str = "auto") -> dict[str, Any]:
+    """Run the project's next round (:func:`huale.project.rounds.run_round`) with the options of
+    its last finished round; ``budget`` replaces that round's budget, and is required before
+    the first round. Returns what the round did, for ``/health``."""
+    from dataclasses import fields
+
+    from huale.project.rounds import RoundOptions, run_round
+    from huale.serve.errors import NotReady
+
+    finished = project.finished_rounds()
+    options = dict(finished[-1].get("options") or {}) if finished else {}
+    if budget is not None:
+        options["budget"] = budget
+    if "budget" not in options:
+        raise NotReady(
+            f"{project.root}: no finished round to take the options from; run `huale round "
+            f"{project.root} --budget N` once, or start huale serve with --budget N"
+        )
+    known = {f.name for f in fields(RoundOptions)}
+    values = {k: v for k, v in options.items() if k in known}
+    values.update(device=device, progress=False, workers=0)
+    result = run_round(project, RoundOptions(**values))
+    return {"round": result.number, "selected": len(result.selected), "resumed": result.resumed}
