@@ -374,6 +374,9 @@ class ProjectBackend:
     def _ingest(self, tasks: list[dict]) -> dict[str, Any]:
         from huale.project.ingest import ingest_label_studio
 
+        # the image this server resolved for the task is the one ingest must match: name it by
+        # its pool id (file names alone can be ambiguous between folders)
+        tasks = [self._with_pool_id(task) for task in tasks]
         report = ingest_label_studio(
             self.project, tasks, source="label-studio webhook", allow_new=True
         )
@@ -420,6 +423,12 @@ class ProjectBackend:
                                             "label-studio", "removed": len(removed)})
         self._write_state(ANNOTATIONS_FILE, known)
         return {"removed": removed, "ignored": ignored}
+
+    def _with_pool_id(self, task: dict) -> dict:
+        pool_id = self._pool_id_of(task)
+        if pool_id is None:
+            return task
+        return dict(task, data=dict(task["data"], huale_id=pool_id))
 
     def _pool_id_of(self, task: dict) -> str | None:
         data = task.get("data") if isinstance(task, dict) else None
