@@ -96,7 +96,7 @@ def pool_dataset(project) -> DetectionDataset:
 
 def task_references(project, pool: DetectionDataset) -> dict[str, str]:
     """``data.image`` as the project's task export writes it -> pool image id."""
-    root = pool_root(project.pool)
+    root = getattr(project, "document_root", None) or pool_root(project.pool)
     prefix = project.config.image_url_prefix
     references = {}
     for record in pool.records:
