@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ from huale.serve.images import (
     LabelStudioHost,
 )
 
+PAT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
+
 
 def png_bytes(size=(20, 10)) -> bytes:
     buffer = io.BytesIO()
@@ -29,10 +32,27 @@ class FakeLabelStudio(BaseHTTPRequestHandler):
     """Serves /data/upload/1/a.png to token "tok", redirects /moved, /huge is too large."""
 
     hits: list = []
+    refreshes: list = []  # access tokens handed out for the personal access token PAT
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path != "/api/token/refresh/" or json.loads(body) != {"refresh": PAT}:
+            self.send_response(401)
+            self.end_headers()
+            return
+        token = f"access-{len(type(self).refreshes) + 1}"
+        type(self).refreshes.append(token)
+        answer = json.dumps({"access": token}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
 
     def do_GET(self):  # noqa: N802 - http.server's name
         type(self).hits.append((self.path, self.headers.get("Authorization")))
-        if self.headers.get("Authorization") != "Token tok":
+        # the legacy token, or the newest access token (older ones have "expired")
+        valid = {"Token tok"} | ({f"Bearer {type(self).refreshes[-1]}"} if type(self).refreshes else set())
+        if self.headers.get("Authorization") not in valid:
             self.send_response(401)
             self.end_headers()
             return
@@ -63,6 +83,7 @@ class FakeLabelStudio(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_ls():
     FakeLabelStudio.hits = []
+    FakeLabelStudio.refreshes = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLabelStudio)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -210,3 +231,22 @@ def test_label_studio_host_from_environment():
     host = LabelStudioHost.from_env({"LABEL_STUDIO_URL": "http://127.0.0.1:8080",
                                      "LABEL_STUDIO_API_KEY": "k"})
     assert host.token == "k" and host.port == 8080
+
+
+def test_a_personal_access_token_is_exchanged_and_renewed(pool, fake_ls, tmp_path):
+    root, listed = pool
+    ls = LabelStudioHost.parse(f"http://127.0.0.1:{fake_ls}", PAT)
+    images = ImageSource(listed, label_studio=ls, cache_dir=tmp_path)
+    images.resolve("/data/upload/1/a.png")
+    assert FakeLabelStudio.refreshes == ["access-1"]
+    assert FakeLabelStudio.hits[-1] == ("/data/upload/1/a.png", "Bearer access-1")
+    FakeLabelStudio.refreshes.append("access-2")  # the server moved on: access-1 expired
+    images.resolve("/data/upload/1/a.png?again")
+    assert [h for _, h in FakeLabelStudio.hits[-2:]] == ["Bearer access-1", "Bearer access-3"]
+
+
+def test_a_refused_personal_access_token_is_a_fetch_error(pool, fake_ls):
+    root, listed = pool
+    ls = LabelStudioHost.parse(f"http://127.0.0.1:{fake_ls}", PAT[:-2] + "xx")
+    with pytest.raises(ImageFetchError, match="personal access token"):
+        ImageSource(listed, label_studio=ls).resolve("/data/upload/1/a.png")

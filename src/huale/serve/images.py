@@ -10,7 +10,9 @@ reference into a local file, allowing exactly two origins:
    and never resolved against the file system first, so a symlink or ``..`` cannot lead outside.
 2. **The configured Label Studio host** (``LABEL_STUDIO_URL``, token ``LABEL_STUDIO_API_KEY``).
    A URL is fetched only when its scheme, host and port equal the configured ones exactly, with
-   ``Authorization: Token <key>``; a relative URL (``/data/upload/...``) is joined to that host.
+   ``Authorization: Token <key>`` (a legacy token) or ``Bearer <access token>`` (a personal
+   access token, exchanged at that host's ``/api/token/refresh/``); a relative URL
+   (``/data/upload/...``) is joined to that host.
    Redirects are not followed, the body is capped at ``max_bytes``, and the file must decode as
    an image.
 
@@ -23,10 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import logging
 import os
 import posixpath
 import ssl
+import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +154,8 @@ class ImageSource:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.max_bytes = int(max_bytes)
         self.timeout = float(timeout)
+        self._token_lock = threading.Lock()
+        self._access_token: str | None = None
 
     def add_references(self, references: Mapping[str, str]) -> None:
         """Register more exact reference strings (reference -> pool image id)."""
@@ -216,56 +223,24 @@ class ImageSource:
     def _fetch(self, url: str) -> Path:
         """GET ``url`` from the Label Studio host (no redirects, size-capped), cached on disk."""
         from huale.data.images import image_size
+        from huale.io import atomic_write_bytes
 
         ls = self.label_studio
         assert ls is not None and ls.owns(url)
         digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
-        if self.cache_dir is not None:
-            cached = self.cache_dir / digest
-            if cached.is_file():
-                return cached
+        folder = self.cache_dir or Path(tempfile.gettempdir()) / "huale-serve-images"
+        cached = folder / digest
+        if cached.is_file():
+            return cached
         parts = urlsplit(url)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        headers = {"User-Agent": "huale-serve", "Accept": "image/*"}
-        if ls.token:
-            headers["Authorization"] = f"Token {ls.token}"
-        if ls.scheme == "https":
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                ls.host, ls.port, timeout=self.timeout, context=ssl.create_default_context()
-            )
-        else:
-            connection = http.client.HTTPConnection(ls.host, ls.port, timeout=self.timeout)
-        try:
-            connection.request("GET", target, headers=headers)
-            response = connection.getresponse()
-            if response.status != 200:
-                where = response.getheader("Location")
-                detail = f" (redirect to {_short(where)} not followed)" if where else ""
-                raise ImageFetchError(
-                    f"Label Studio answered {response.status} for image {_short(url)}{detail}"
-                )
-            length = response.getheader("Content-Length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                raise ImageFetchError(
-                    f"image {_short(url)} is {int(length)} bytes, over the limit of {self.max_bytes}"
-                )
-            body = response.read(self.max_bytes + 1)
-        except (OSError, http.client.HTTPException) as exc:
-            raise ImageFetchError(f"cannot fetch image {_short(url)} from Label Studio: {exc}") from None
-        finally:
-            connection.close()
-        if len(body) > self.max_bytes:
-            raise ImageFetchError(f"image {_short(url)} is over the limit of {self.max_bytes} bytes")
-        folder = self.cache_dir
-        if folder is None:
-            import tempfile
-
-            folder = Path(tempfile.gettempdir()) / "huale-serve-images"
-        from huale.io import atomic_write_bytes
-
-        path = atomic_write_bytes(folder / digest, body)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        status, location, body = self._get(target, self._authorization())
+        if status == 401 and ls.token and _is_jwt(ls.token):
+            status, location, body = self._get(target, self._authorization(refresh=True))
+        if status != 200:
+            detail = f" (redirect to {_short(location)} not followed)" if location else ""
+            raise ImageFetchError(f"Label Studio answered {status} for image {_short(url)}{detail}")
+        path = atomic_write_bytes(cached, body)
         try:
             image_size(path)  # a header that decodes as an image, or DataError
         except HualeError as exc:
@@ -273,10 +248,79 @@ class ImageSource:
             raise ImageFetchError(f"image {_short(url)} from Label Studio: {exc}") from None
         return path
 
+    def _authorization(self, *, refresh: bool = False) -> dict[str, str]:
+        """The token header: ``Token <key>`` for a legacy token; for a personal access token
+        (a JWT refresh token, Label Studio 1.22+), ``Bearer <access token>`` obtained from
+        ``/api/token/refresh/`` and kept until Label Studio refuses it."""
+        ls = self.label_studio
+        if ls is None or not ls.token:
+            return {}
+        if not _is_jwt(ls.token):
+            return {"Authorization": f"Token {ls.token}"}
+        with self._token_lock:
+            if refresh or self._access_token is None:
+                body = json.dumps({"refresh": ls.token}).encode()
+                status, _, answer = self._request(
+                    "POST", f"{ls.base_path}/api/token/refresh/", body,
+                    {"Content-Type": "application/json"}, 1 << 16,
+                )
+                try:
+                    access = json.loads(answer)["access"] if status == 200 else None
+                except (ValueError, KeyError, TypeError):
+                    access = None
+                if not isinstance(access, str):
+                    raise ImageFetchError(
+                        f"Label Studio refused the personal access token in "
+                        f"{LABEL_STUDIO_KEY_ENV} (token refresh answered {status})"
+                    )
+                self._access_token = access
+            return {"Authorization": f"Bearer {self._access_token}"}
+
+    def _get(self, target: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+        headers = {"User-Agent": "huale-serve", "Accept": "image/*", **headers}
+        return self._request("GET", target, None, headers, self.max_bytes)
+
+    def _request(self, method: str, target: str, body: bytes | None, headers: dict[str, str],
+                 limit: int) -> tuple[int, str | None, bytes]:
+        """(status, Location header, body of at most ``limit`` bytes) of one request to the
+        Label Studio host; redirects are returned, never followed."""
+        ls = self.label_studio
+        assert ls is not None
+        if ls.scheme == "https":
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                ls.host, ls.port, timeout=self.timeout, context=ssl.create_default_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(ls.host, ls.port, timeout=self.timeout)
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+            length = response.getheader("Content-Length")
+            if response.status == 200 and length and length.isdigit() and int(length) > limit:
+                raise ImageFetchError(
+                    f"{target!r} is {int(length)} bytes, over the limit of {limit}"
+                )
+            data = response.read(limit + 1)
+            if len(data) > limit:
+                raise ImageFetchError(f"{target!r} is over the limit of {limit} bytes")
+            return response.status, response.getheader("Location"), data
+        except (OSError, http.client.HTTPException) as exc:
+            raise ImageFetchError(
+                f"cannot reach Label Studio at {ls.origin} for {target!r}: {exc}"
+            ) from None
+        finally:
+            connection.close()
+
 
 def pool_paths(records: Iterable) -> dict[str, Path]:
     """``image_id -> path`` of dataset records (anything with ``image_id`` and ``path``)."""
     return {r.image_id: Path(r.path) for r in records}
+
+
+def _is_jwt(token: str) -> bool:
+    """A personal access token is a JWT (three base64url parts); a legacy token is hex."""
+    parts = token.split(".")
+    return len(parts) == 3 and all(parts) and token.startswith("eyJ")
 
 
 def _normal(path: str) -> str | None:
