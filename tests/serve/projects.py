@@ -12,15 +12,16 @@ ROUND_OPTIONS = {"budget": 3, "epochs": 1, "preannotation_threshold": 0.3, "devi
                  "progress": False}
 
 
-def make_project(root: Path, *, rounds: int = 1):
-    """``root/pool`` (10 PNGs), ``root/lab`` (4 labeled), project ``root/proj`` after ``rounds``
-    real rounds (1 epoch each, budget 3, CPU)."""
+def make_project(root: Path, *, rounds: int = 1, pool: Path | None = None):
+    """``pool`` (default ``root/pool``: 10 PNGs), ``root/lab`` (4 labeled), project
+    ``root/proj`` after ``rounds`` real rounds (1 epoch each, budget 3, CPU)."""
     from huale.project.rounds import RoundOptions, run_round
     from huale.project.state import ModelSettings, Project
 
-    make_tiny_dataset(root / "pool", num_images=10, seed=1)
+    pool = pool or root / "pool"
+    make_tiny_dataset(pool, num_images=10, seed=1)
     write_coco(make_tiny_dataset(root / "lab", num_images=4, seed=2), root / "lab" / "labeled.json")
-    project = Project.create(root / "proj", pool=root / "pool", labeled=root / "lab" / "labeled.json",
+    project = Project.create(root / "proj", pool=pool, labeled=root / "lab" / "labeled.json",
                              model=ModelSettings(min_size=64, max_size=64))
     for _ in range(rounds):
         run_round(project, RoundOptions(**ROUND_OPTIONS))
