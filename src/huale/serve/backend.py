@@ -46,6 +46,7 @@ from huale.serve.project import (
     ServedRound,
     next_round,
     pool_dataset,
+    round_model_version,
     served_round,
     served_round_number,
     task_references,
@@ -133,7 +134,9 @@ class ProjectBackend:
     # ------------------------------------------------------------------ the served round
     @property
     def model_version(self) -> str:
-        return self._current().round.model_version
+        """The version of the newest finished round: the one the next prediction uses (cheap:
+        ``/setup`` must answer within Label Studio's 3 s, so nothing is loaded here)."""
+        return round_model_version(served_round_number(self.project))
 
     def refresh(self) -> _Loaded:
         """Load the project's newest finished round if it is not the one served."""
@@ -174,12 +177,15 @@ class ProjectBackend:
         return {"model_version": self.model_version}
 
     def health(self) -> dict[str, Any]:
-        loaded = self._current()
+        """State for ``/health`` (Label Studio waits 1 s for it: nothing is loaded here)."""
+        loaded = self._loaded
+        assert loaded is not None
         return {
             "model_class": "huale",
             "model_version": loaded.round.model_version,
             "round": loaded.round.number,
             "model_loaded": loaded.models is not None,
+            "newest_round": served_round_number(self.project),
             "strategy": loaded.round.strategy if loaded.models is not None else None,
             "pool_images": len(self._pool),
             "pending_events": len(self._read_state(PENDING_FILE, [])),
