@@ -277,7 +277,7 @@ class ImageSource:
             return {"Authorization": f"Bearer {self._access_token}"}
 
     def _get(self, target: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
-        headers = {"User-Agent": "huale-serve", "Accept": "image/*", **headers}
+        headers = {"User-Agent": "huale-serve", "Accept": "*/*", **headers}
         return self._request("GET", target, None, headers, self.max_bytes)
 
     def _request(self, method: str, target: str, body: bytes | None, headers: dict[str, str],
