@@ -13,6 +13,8 @@ def test_regions_are_percent_of_the_image():
     dets = Detections(
         boxes=np.array([[10.0, 20.0, 60.0, 45.0]], np.float32),
         labels=np.array([2]), scores=np.array([0.75], np.float32),
+        class_probs=np.array([[0.1, 0.15, 0.75]], np.float32),
+        max_fg_prob=np.array([0.75], np.float32), fpn_level=np.array([0]),
     )
     [region] = rectangle_regions(dets, 200, 100, ["cat", "dog"], id_prefix="t1-")
     # x 10/200 = 5 %, y 20/100 = 20 %, w 50/200 = 25 %, h 25/100 = 25 %
