@@ -216,10 +216,9 @@ class ProjectBackend:
             live_records = self._infer(loaded, live, needs)
             records.update(live_records)
             context = self._context(loaded, needs)
-            by_index = {t.index: t for t in live}
             ordered = [live_records[t.index] for t in live]
             for t, verdict in zip(live, loaded.strategy.score(ordered, context), strict=True):
-                scores[by_index[t.index].index] = ranking.live_score(verdict.score, verdict.stage)
+                scores[t.index] = ranking.live_score(verdict.score, verdict.stage)
 
         threshold = loaded.round.preannotation_threshold
         predictions = []
