@@ -216,8 +216,10 @@ class ProjectBackend:
             live_records = self._infer(loaded, live, needs)
             records.update(live_records)
             context = self._context(loaded, needs)
-            ordered = [live_records[t.index] for t in live]
-            for t, verdict in zip(live, loaded.strategy.score(ordered, context), strict=True):
+            unique = {r.image_id: r for r in live_records.values()}
+            verdicts = {v.image_id: v for v in loaded.strategy.score(list(unique.values()), context)}
+            for t in live:
+                verdict = verdicts[live_records[t.index].image_id]
                 scores[t.index] = ranking.live_score(verdict.score, verdict.stage)
 
         threshold = loaded.round.preannotation_threshold
