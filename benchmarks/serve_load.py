@@ -48,9 +48,9 @@ def huale(*args: str, threads: int) -> None:
 
 
 def build_project(root: Path, images: int, image_size: int, threads: int) -> Path:
-    """Synthetic images: ``pool/`` (unlabeled, ``images`` of them), ``labeled.json`` (the test
-    split of another draw), and a project with one finished round (2 epochs, budget 10%)."""
-    from huale.data.coco import read_coco, write_coco
+    """Synthetic images: ``pool/`` (unlabeled: ``images`` of the train split), the labeled set
+    (the test split), and a project with one finished round (2 epochs, budget 10%)."""
+    from huale.data.coco import read_coco
 
     synth = root / "synth"
     huale("synth", "--out", str(synth), "--images", str(images + 20), "--seed", "0",
@@ -60,10 +60,8 @@ def build_project(root: Path, images: int, image_size: int, threads: int) -> Pat
     pool.mkdir()
     for record in train.records[:images]:
         shutil.copy(record.path, pool / Path(record.path).name)
-    labeled = read_coco(synth / "test.json")
-    write_coco(labeled, root / "labeled.json", image_root=synth)
     project = root / "project"
-    huale("init", str(project), "--pool", str(pool), "--labeled", str(root / "labeled.json"),
+    huale("init", str(project), "--pool", str(pool), "--labeled", str(synth / "test.json"),
           threads=threads)
     huale("round", str(project), "--budget", str(max(1, images // 10)), "--epochs", "2",
           "--device", "cpu", threads=threads)
