@@ -59,13 +59,17 @@ def _terminate(signum, frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from huale.errors import ConfigError
-    from huale.project.state import Project
     from huale.serve.backend import ProjectBackend, ServeOptions
     from huale.serve.http import MLBackendApp
     from huale.serve.images import LabelStudioHost
     from huale.serve.server import create_server, require_waitress
 
     require_waitress()
+    try:
+        from huale.project.state import Project
+    except ModuleNotFoundError:
+        raise ConfigError("huale serve needs huale's labeling projects (huale init / huale "
+                          "round), which this installation lacks") from None
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {args.port}")
     for name in ("threads", "replicas", "max_tasks", "batch_size"):
