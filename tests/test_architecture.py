@@ -22,14 +22,15 @@ PACKAGE = "huale"
 LAYERS: list[set[str]] = [
     {"huale", "errors", "io", "options", "boxes", "locking", "outfolder", "predictions", "runtime",
      "presets"},
-    {"data", "losses", "augment", "evaluation", "reports"},  # domain leaves: formats, maths
+    {"data", "losses", "augment", "evaluation", "reports", "labeling"},  # formats, maths
     {"models"},  # the detector: torchvision parts, RoI head, losses, checkpoints
     {"inference"},  # run a detector over a pool -> prediction records, shards
     {"adapters"},  # detectors of other families behind the inference seam (optional extras)
     {"strategies"},  # rank prediction records (never run a model)
     {"selection"},  # huale select: pool, context, scoring + strategy, exports
     {"engine"},  # train, evaluate, the active-learning loop
-    {"demo"},  # the demo application on top of the loop
+    {"demo", "project"},  # applications on top of the engine: the demo, labeling in rounds
+    {"serve"},  # the Label Studio ML backend over a project folder
     {"cli", "__main__"},  # argument parsing, one module per command
 ]
 

@@ -1,9 +1,8 @@
 """The ``huale`` command line: one module per command, registered in :data:`COMMANDS`.
 
 Commands: ``demo``, ``synth``, ``train``, ``evaluate``, ``select``, ``predict``, ``loop``,
-``report``, ``init``, ``round``, ``ingest``, ``status`` (labeling in rounds,
-:mod:`huale.project`). Each
-command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
+``report``; ``init``, ``round``, ``ingest``, ``status`` (labeling in rounds, :mod:`huale.project`)
+and ``serve`` (the Label Studio ML backend, :mod:`huale.serve`). Each command module has ``add_parser(subparsers)`` and ``run(args) -> exit code``: parse options, call
 the library, print the result. Every documented error (:class:`huale.errors.HualeError`) is
 printed as one line and exits with 2. ``train``, ``select`` and ``loop`` also run under
 ``torchrun`` (:mod:`huale.runtime.distributed`): rank 0 prints the results, the other processes
@@ -40,6 +39,7 @@ COMMAND_MODULES = {
     "round": "round",
     "ingest": "ingest",
     "status": "status",
+    "serve": "serve",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
