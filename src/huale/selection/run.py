@@ -264,14 +264,16 @@ def score_and_select(
     shard_dir: str | Path | None = None,
     budget_unit: str = "images",
     preannotation_threshold: float = 0.5,
+    costs: dict[str, int] | None = None,
     **score_options,
 ) -> ScoredSelection:
     """Score the pool (and, when needed, the labeled set), build the context and select.
 
     shard_dir: scoring shards go to ``shard_dir/pool-<views...>`` and ``shard_dir/labeled-...``
     (resumable). budget_unit ``"boxes"``: an image costs its detections >=
-    ``preannotation_threshold`` (at least 1). A budget covering the whole pool selects it all,
-    with a warning. score_options: batch_size, device, amp, workers, progress, shard_size.
+    ``preannotation_threshold`` (at least 1); ``costs`` (image id -> cost, with budget_unit
+    "boxes") replaces those predicted costs, e.g. by the ground-truth box counts a simulated
+    labeler pays. A budget covering the whole pool selects it all, with a warning. score_options: batch_size, device, amp, workers, progress, shard_size.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget must be a positive integer, got {budget!r} (nothing to select)")
@@ -301,16 +303,19 @@ def score_and_select(
     )
     # rank 0 selects; every process returns its selection (the loop trains on it everywhere)
     selection = distributed.run_on_main(
-        _select, strategy, records, budget, context, budget_unit, detections
+        _select, strategy, records, budget, context, budget_unit, detections, costs
     )
     return ScoredSelection(selection, records, detections, report)
 
 
 def _select(strategy: Strategy, records: list[PredictionRecord], budget: int, context,
-            budget_unit: str, detections: dict[str, Detections]) -> Selection:
+            budget_unit: str, detections: dict[str, Detections],
+            given_costs: dict[str, int] | None = None) -> Selection:
     """The strategy's selection of ``budget`` (in ``budget_unit``) from ``records``, checked."""
     costs = None
-    if budget_unit == "boxes":
+    if budget_unit == "boxes" and given_costs is not None:
+        costs = {r.image_id: max(1, int(given_costs[r.image_id])) for r in records}
+    elif budget_unit == "boxes":
         costs = {image_id: max(1, len(d)) for image_id, d in detections.items()}
     total = len(records) if costs is None else sum(costs.values())
     if budget >= total:
