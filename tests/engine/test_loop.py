@@ -103,7 +103,7 @@ def test_resume_after_a_crash_gives_the_same_selections(finished_run, tmp_path, 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
 def test_every_preset_is_a_valid_config(preset):
     config = load_loop_config(preset)
-    assert config.loop.cycles >= 4 and len(config.seeds) >= 3 and config.strategies
+    assert config.loop.cycles >= 3 and len(config.seeds) >= 3 and config.strategies
 
 
 def test_config_errors_name_the_problem(tmp_path):

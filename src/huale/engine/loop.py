@@ -36,6 +36,7 @@ from huale import __version__
 from huale.data.loading import load_dataset
 from huale.data.records import DetectionDataset
 from huale.data.splits import sample_ids
+from huale.data.textfiles import read_list_file
 from huale.engine.evaluate import evaluate_model
 from huale.engine.loop_config import DataSpec, LoopConfig, LoopSpec, StrategySpec, config_from_dict
 from huale.engine.train import MODEL_NAME, train_detector
@@ -47,7 +48,6 @@ from huale.models.detector import build_detector
 from huale.reports.records import CycleRecord, record_path
 from huale.runtime import distributed
 from huale.runtime.device import resolve_device
-from huale.data.textfiles import read_list_file
 from huale.selection.run import select_with_model
 from huale.strategies import build_strategy
 
