@@ -1,11 +1,15 @@
-"""Loss ablation: VOC mAP@0.5 of each RoI-loss preset at a fixed labeled-set size, several seeds.
+"""Loss ablation: each RoI-loss preset at a fixed labeled-set size, several seeds, at the metrics
+the losses target: COCO AP@[.5:.95], AP50, AP75 (localisation) and VOC mAP@0.5.
 
 Trains the `small` detector from scratch on a seeded random subset of the synthetic train split
-for every (preset, seed), evaluates on the test split and prints a markdown table (mean ± std
-over seeds, and the difference to the `torchvision` preset). Each training lives in
-OUT/<preset>/seed<s>/ and is skipped when already finished, so the script resumes.
+for every (preset, seed), evaluates on the test split and prints (and writes to OUT/report.md) a
+markdown table: mean ± std over seeds per metric, and per preset the difference to the
+`torchvision` preset paired by seed (same labeled subset, same initialisation seed) with a
+two-sided 95% Student t interval over seeds. Each training lives in OUT/<preset>/seed<s>/ and is
+skipped when already finished, so the script resumes; an eval.json without COCO metrics (older
+runs) is re-evaluated from the saved model.
 
-    python benchmarks/loss_ablation.py --out runs/loss-ablation
+    python benchmarks/loss_ablation.py --out runs/loss-ablation --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from huale.io import atomic_write_json
 from huale.losses.config import PRESETS
 from huale.models.checkpoint import build_from_checkpoint
 from huale.models.detector import build_detector
+from huale.reports.stats import t_interval
+
+METRICS = (("coco", "AP", "COCO AP"), ("coco", "AP50", "AP50"), ("coco", "AP75", "AP75"),
+           ("voc", "mAP", "VOC mAP@0.5"))
 
 
 def main() -> None:
@@ -37,7 +45,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600, help="synthetic images to generate")
     parser.add_argument("--labeled", type=int, default=150, help="training images (fixed labeled size)")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--lr-steps", type=int, nargs="*", default=[9])
@@ -52,13 +60,14 @@ def main() -> None:
     test = load_dataset(data, "test", class_names=train_all.class_names)
     base = TrainConfig(epochs=args.epochs, lr=args.lr, lr_steps=tuple(args.lr_steps), warmup_iters=100,
                        workers=0, grad_clip_norm=args.grad_clip_norm)
-    results: dict[str, list[float]] = {}
+    results: dict[str, dict[int, dict]] = {}
     for seed in args.seeds:
         labeled = train_all.subset(sample_ids(train_all.ids, count=args.labeled, seed=seed))
         for preset in args.presets:
             run = args.out / preset.replace("+", "plus_") / f"seed{seed}"
             result_path = run / "eval.json"
-            if not result_path.is_file():
+            stored = json.loads(result_path.read_text()) if result_path.is_file() else {}
+            if "coco" not in stored:
                 if (run / MODEL_NAME).is_file():
                     model, _ = build_from_checkpoint(run / MODEL_NAME)
                 else:
@@ -68,22 +77,47 @@ def main() -> None:
                     train_detector(model, labeled, replace(base, seed=seed), out_dir=run, resume=True,
                                    device=args.device, progress=False)
                     print(f"{preset} seed {seed}: trained in {time.perf_counter() - started:.0f}s", flush=True)
-                metrics, _ = evaluate_model(model, test, ["voc"], device=args.device, progress=False)
-                atomic_write_json(result_path, metrics)
-            value = json.loads(result_path.read_text())["voc"]["mAP"]
-            results.setdefault(preset, []).append(value)
-            print(f"{preset} seed {seed}: VOC mAP@0.5 {value:.4f}", flush=True)
+                stored, _ = evaluate_model(model, test, ["voc", "coco"], device=args.device, progress=False)
+                atomic_write_json(result_path, stored)
+            results.setdefault(preset, {})[seed] = stored
+            print(f"{preset} seed {seed}: " + ", ".join(
+                f"{label} {stored[m][k]:.4f}" for m, k, label in METRICS), flush=True)
 
-    reference = np.mean(results.get("torchvision", [np.nan]))
-    print(f"\n{args.labeled} labeled synthetic images, {args.epochs} epochs, lr {args.lr}, "
-          f"grad clip {args.grad_clip_norm}, seeds {args.seeds}\n")
-    print("| loss preset | VOC mAP@0.5 (%) mean ± std | per seed | Δ vs torchvision |")
-    print("|---|---|---|---|")
-    for preset, values in results.items():
-        v = np.array(values)
-        delta = "—" if preset == "torchvision" else f"{100 * (v.mean() - reference):+.2f}"
-        seeds = ", ".join(f"{100 * x:.2f}" for x in v)
-        print(f"| {preset} | {100 * v.mean():.2f} ± {100 * v.std():.2f} | {seeds} | {delta} |")
+    text = report_markdown(results, args)
+    (args.out / "report.md").write_text(text)
+    print("\n" + text)
+
+
+def report_markdown(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> str:
+    """Mean ± std per metric, then each preset minus torchvision paired by seed (95% t interval)."""
+    lines = [f"{args.labeled} labeled synthetic images, {args.epochs} epochs, lr {args.lr}, "
+             f"grad clip {args.grad_clip_norm}, seeds {args.seeds}; test split of the synthetic set.", "",
+             "| loss preset | " + " | ".join(f"{label} (%)" for _, _, label in METRICS) + " |",
+             "|---|" + "---|" * len(METRICS)]
+    for preset, by_seed in results.items():
+        cells = []
+        for metric, key, _ in METRICS:
+            v = np.array([by_seed[s][metric][key] for s in sorted(by_seed)])
+            cells.append(f"{100 * v.mean():.2f} ± {100 * v.std():.2f}")
+        lines.append(f"| {preset} | " + " | ".join(cells) + " |")
+    reference = results.get("torchvision")
+    if reference:
+        lines += ["", "Difference to torchvision, paired by seed (percentage points): mean "
+                  "[95% Student t interval over seeds]", "",
+                  "| loss preset | " + " | ".join(label for _, _, label in METRICS) + " |",
+                  "|---|" + "---|" * len(METRICS)]
+        for preset, by_seed in results.items():
+            if preset == "torchvision":
+                continue
+            seeds = sorted(set(by_seed) & set(reference))
+            cells = []
+            for metric, key, _ in METRICS:
+                diffs = [by_seed[s][metric][key] - reference[s][metric][key] for s in seeds]
+                mean, low, high = t_interval(diffs)
+                interval = "" if low is None else f" [{100 * low:+.2f}, {100 * high:+.2f}]"
+                cells.append(f"{100 * mean:+.2f}{interval}")
+            lines.append(f"| {preset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import yaml
 from huale.engine import loop as loop_module
 from huale.engine.loop import resume_run, start_run
 from huale.engine.loop_config import config_from_dict, load_loop_config
-from huale.errors import ConfigError
+from huale.errors import ConfigError, DataError
 from huale.presets import preset_names
 from huale.reports import load_records, write_report
 
@@ -104,7 +104,7 @@ def test_resume_after_a_crash_gives_the_same_selections(finished_run, tmp_path, 
 @pytest.mark.parametrize("preset", preset_names())
 def test_every_preset_is_a_valid_config(preset):
     config = load_loop_config(preset)
-    assert config.loop.cycles >= 4 and len(config.seeds) >= 3 and config.strategies
+    assert config.loop.cycles >= 3 and len(config.seeds) >= 3 and config.strategies
 
 
 def test_config_errors_name_the_problem(tmp_path):
@@ -185,3 +185,64 @@ def test_strategy_filter_keeps_labeled_variants_and_their_options():
         ("huale-stage1-only", "huale", {"pool_multiplier": 1.0}), ("random", "random", {})]
     with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
         config.with_strategies(["nope"])
+
+
+def test_validation_split_is_held_out_and_evaluated_every_cycle(tmp_path):
+    values = toy_config(tmp_path / "data", strategies=("random", "entropy"), cycles=2)
+    values["loop"] = {**values["loop"], "validation": 0.25}
+    run = tmp_path / "run"
+    records = start_run(config_from_dict(values), run, progress=False)
+    config = loop_module.load_run_config(run)
+    pool, _ = loop_module.load_run_datasets(config.data, progress=False)
+    held_out = loop_module.validation_ids(pool, config.loop)
+    assert len(held_out) == round(0.25 * len(pool))
+    for record in records:
+        touched = set(record.labeled_ids) | {s["image_id"] for s in record.selected}
+        assert not touched & set(held_out)  # never trained on, never selectable
+        assert set(record.metrics) == set(record.validation_metrics) == {"voc"}
+        assert 0.0 <= record.value("voc", split="validation") <= 1.0
+    assert (run / "shared" / "seed0" / "cycle0" / loop_module.VALIDATION_EVAL_NAME).is_file()
+    assert (run / "random" / "seed0" / "cycle1" / loop_module.VALIDATION_EVAL_NAME).is_file()
+    text = write_report([run])["markdown"].read_text()
+    assert "validation split" in text and "test split" in text
+
+
+def test_validation_list_file_and_its_errors(tmp_path):
+    values = toy_config(tmp_path / "data", strategies=("random",), cycles=1)
+    values["loop"] = {**values["loop"], "validation": "val.txt"}
+    config_path = tmp_path / "loop.yaml"
+    config_path.write_text(yaml.safe_dump(values))
+    (tmp_path / "val.txt").write_text("# held out\n")
+    config = load_loop_config(config_path)
+    assert config.loop.validation == str(tmp_path / "val.txt")  # relative to the config file
+    pool, _ = loop_module.load_run_datasets(config.data, progress=False)
+    (tmp_path / "val.txt").write_text(f"# held out\n{pool.ids[3]}\n{pool.ids[1]}\n")
+    assert loop_module.validation_ids(pool, config.loop) == [pool.ids[1], pool.ids[3]]
+    (tmp_path / "val.txt").write_text("no_such_image\n")
+    with pytest.raises(DataError, match="val.txt.*no_such_image"):
+        loop_module.validation_ids(pool, config.loop)
+    for bad in (0.0, 1.0, 1.5, True):
+        with pytest.raises(ConfigError, match="loop.validation"):
+            config_from_dict({**values, "loop": {**values["loop"], "validation": bad}})
+
+
+def test_box_budget_spends_ground_truth_boxes(tmp_path):
+    values = toy_config(tmp_path / "data", strategies=("random", "entropy"), cycles=3)
+    values["loop"] = {**values["loop"], "budget_unit": "boxes", "budget": 12}
+    records = start_run(config_from_dict(values), tmp_path / "run", progress=False)
+    config = loop_module.load_run_config(tmp_path / "run")
+    pool, _ = loop_module.load_run_datasets(config.data, progress=False)
+
+    def boxes(ids):
+        return sum(pool.record(i).num_boxes for i in ids)
+
+    for record in records:
+        assert record.num_boxes == boxes(record.labeled_ids)  # labeling cost so far
+        picked = [s["image_id"] for s in record.selected]
+        if record.cycle < 2:
+            cost = sum(max(1, pool.record(i).num_boxes) for i in picked)
+            assert picked and cost <= 12
+        else:
+            assert picked == []
+    with pytest.raises(ConfigError, match="budget_unit"):
+        config_from_dict({**values, "loop": {**values["loop"], "budget_unit": "hours"}})

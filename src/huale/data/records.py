@@ -155,6 +155,11 @@ class DetectionDataset(Dataset):
     def ids(self) -> list[str]:
         return [r.image_id for r in self.records]
 
+    @property
+    def num_boxes(self) -> int:
+        """Ground-truth boxes of all images (difficult ones included: a labeler draws them too)."""
+        return sum(r.num_boxes for r in self.records)
+
     def index_of(self, image_id: str) -> int:
         return self._index[image_id]
 

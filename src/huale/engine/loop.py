@@ -6,7 +6,7 @@ Run directory (everything written atomically; each file marks a finished step)::
     RUN/shared/seed<s>/cycle0/{model.pt, checkpoint.pt, history.json, eval.json}
         cycle 0 uses the same labeled set for every strategy of a seed, so it is trained once
     RUN/<strategy>/seed<s>/cycle<t>/train/...      (cycles >= 1)
-    RUN/<strategy>/seed<s>/cycle<t>/eval.json
+    RUN/<strategy>/seed<s>/cycle<t>/eval.json       (test split; eval-validation.json: validation)
     RUN/<strategy>/seed<s>/cycle<t>/scoring/       (resumable pool-scoring shards)
     RUN/<strategy>/seed<s>/cycle<t>/record.json    (the cycle's result: see huale.reports)
 
@@ -36,10 +36,11 @@ from huale import __version__
 from huale.data.loading import load_dataset
 from huale.data.records import DetectionDataset
 from huale.data.splits import sample_ids
+from huale.data.textfiles import read_list_file
 from huale.engine.evaluate import evaluate_model
-from huale.engine.loop_config import DataSpec, LoopConfig, StrategySpec, config_from_dict
+from huale.engine.loop_config import DataSpec, LoopConfig, LoopSpec, StrategySpec, config_from_dict
 from huale.engine.train import MODEL_NAME, train_detector
-from huale.errors import ConfigError
+from huale.errors import ConfigError, DataError
 from huale.inference import ScoringRequest
 from huale.inference.adapters import adapter_class
 from huale.io import atomic_write_json, atomic_write_text
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "config.yaml"
 ENVIRONMENT_NAME = "environment.json"
 EVAL_NAME = "eval.json"
+VALIDATION_EVAL_NAME = "eval-validation.json"
 
 
 def environment(device: torch.device) -> dict:
@@ -99,8 +101,14 @@ class ActiveLearningLoop:
         self.device = distributed.local_device(resolve_device(config.device))
 
     # ----------------------------------------------------------------- data and models
-    def _datasets(self) -> tuple[DetectionDataset, DetectionDataset]:
-        return load_run_datasets(self.config.data, progress=self.progress)
+    def _datasets(self) -> tuple[DetectionDataset, DetectionDataset | None, DetectionDataset]:
+        """(pool, validation or None, test): ``loop.validation`` is held out of the pool."""
+        train, test = load_run_datasets(self.config.data, progress=self.progress)
+        held_out = validation_ids(train, self.config.loop)
+        if not held_out:
+            return train, None, test
+        kept = set(held_out)
+        return train.subset([i for i in train.ids if i not in kept]), train.subset(held_out), test
 
     def _build_model(self, num_classes: int, seed: int, init_from: Path | None,
                      class_counts: list[int] | None = None) -> torch.nn.Module:
@@ -160,7 +168,8 @@ class ActiveLearningLoop:
 
     # ----------------------------------------------------------------- one strategy and seed
     def _run_strategy(self, spec: StrategySpec, seed: int, train: DetectionDataset,
-                      test: DetectionDataset, initial_ids: list[str]) -> list[CycleRecord]:
+                      validation: DetectionDataset | None, test: DetectionDataset,
+                      initial_ids: list[str]) -> list[CycleRecord]:
         config, records = self.config, []
         strategy = build_strategy(spec.name, **spec.options)
         labeled_ids = list(initial_ids)
@@ -178,8 +187,10 @@ class ActiveLearningLoop:
             train_dir = self._train_dir(spec, seed, cycle)
             init_from = previous_model if config.loop.reinit == "continue" else None
             model, train_seconds = self._train(labeled, train_dir, seed, cycle, init_from)
-            eval_path = (train_dir if cycle == 0 else cycle_dir) / EVAL_NAME
-            metrics = self._evaluate(model, test, eval_path)
+            eval_dir = train_dir if cycle == 0 else cycle_dir
+            metrics = self._evaluate(model, test, eval_dir / EVAL_NAME)
+            validation_metrics = {} if validation is None else self._evaluate(
+                model, validation, eval_dir / VALIDATION_EVAL_NAME)
 
             selected, score_seconds = [], 0.0
             if cycle < config.loop.cycles - 1:
@@ -189,12 +200,16 @@ class ActiveLearningLoop:
             record = CycleRecord(
                 strategy=spec.key, seed=seed, cycle=cycle, num_labeled=len(labeled_ids),
                 metrics=metrics, train_seconds=train_seconds, score_seconds=score_seconds,
-                labeled_ids=labeled_ids, selected=selected,
+                labeled_ids=labeled_ids, selected=selected, num_boxes=labeled.num_boxes,
+                validation_metrics=validation_metrics,
             )
             distributed.run_on_main(record.write, self.run_dir)
             records.append(record)
-            log.info("%s seed %d cycle %d: %d labeled, %s", spec.key, seed, cycle, len(labeled_ids),
-                     ", ".join(f"{m} {record.value(m):.4f}" for m in config.metrics))
+            log.info("%s seed %d cycle %d: %d labeled (%d boxes), test %s%s", spec.key, seed, cycle,
+                     len(labeled_ids), labeled.num_boxes,
+                     ", ".join(f"{m} {record.value(m):.4f}" for m in config.metrics),
+                     "" if validation is None else ", validation " + ", ".join(
+                         f"{m} {record.value(m, split='validation'):.4f}" for m in config.metrics))
             labeled_ids = labeled_ids + [s["image_id"] for s in selected]
             previous_model = train_dir / MODEL_NAME
         return records
@@ -213,7 +228,10 @@ class ActiveLearningLoop:
         if not pool_ids:
             log.warning("cycle %d: the unlabeled pool is empty, nothing to select", cycle)
             return []
-        budget = min(config.loop.budget, len(pool_ids))
+        boxes = config.loop.budget_unit == "boxes"
+        # a simulated labeler pays the ground-truth boxes of each image (at least 1: it is looked at)
+        costs = {i: max(1, train.record(i).num_boxes) for i in pool_ids} if boxes else None
+        budget = min(config.loop.budget, sum(costs.values()) if boxes else len(pool_ids))
         scoring = config.scoring
         detector = adapter_class(scoring.detector).from_model(model, train.class_names)
         request = ScoringRequest(batch_size=scoring.batch_size, device=self.device,
@@ -221,6 +239,7 @@ class ActiveLearningLoop:
         selection = select_with_model(
             detector, train.subset(pool_ids), labeled, strategy, budget, request,
             seed=_cycle_seed(seed, cycle), shard_dir=cycle_dir / "scoring",
+            budget_unit=config.loop.budget_unit, costs=costs,
         )
         by_id = {s.image_id: s for s in selection.ranked}
         chosen = [
@@ -235,7 +254,7 @@ class ActiveLearningLoop:
     # ----------------------------------------------------------------- the whole run
     def run(self) -> list[CycleRecord]:
         config = self.config
-        train, test = self._datasets()
+        train, validation, test = self._datasets()
         records = []
         initial = config.loop.initial
         count = int(initial) if initial >= 1 else max(1, round(initial * len(train)))
@@ -246,7 +265,7 @@ class ActiveLearningLoop:
         for seed, spec in bar:
             bar.set_postfix(strategy=spec.key, seed=seed)
             initial_ids = sample_ids(train.ids, count=count, seed=seed)
-            records += self._run_strategy(spec, seed, train, test, initial_ids)
+            records += self._run_strategy(spec, seed, train, validation, test, initial_ids)
         return records
 
 
@@ -308,6 +327,28 @@ def load_run_datasets(data: DataSpec, *, progress: bool = True) -> tuple[Detecti
         fallback_ids=dict(zip(train.class_names, train.category_ids, strict=True)),
     )
     return train, test
+
+
+def validation_ids(pool: DetectionDataset, loop: LoopSpec) -> list[str]:
+    """The ids ``loop.validation`` holds out of ``pool`` (pool order): a seeded fraction
+    (``loop.validation_seed``), or the ids of a list file; [] when there is no validation split.
+    An id of the file that names no pool image is an error (a typo would shrink the split)."""
+    spec = loop.validation
+    if spec is None:
+        return []
+    if not isinstance(spec, str):
+        held_out = sample_ids(pool.ids, fraction=float(spec), seed=loop.validation_seed)
+    else:
+        listed = list(dict.fromkeys(read_list_file(spec, what="validation id list")))
+        known = set(pool.ids)
+        missing = [i for i in listed if i not in known]
+        if missing:
+            raise DataError(spec, f"{len(missing)} validation id(s) name no pool image, e.g. {missing[0]!r}")
+        wanted = set(listed)
+        held_out = [i for i in pool.ids if i in wanted]
+    if len(held_out) >= len(pool):
+        raise ConfigError(f"loop.validation holds out all {len(pool)} pool images: nothing left to select")
+    return held_out
 
 
 def train_dir(run_dir: str | Path, strategy: str, seed: int, cycle: int) -> Path:

@@ -21,6 +21,7 @@ from huale.options import check_known
 from huale.presets import preset_names, preset_text
 
 REINIT_MODES = ("scratch", "continue")
+BUDGET_UNITS = ("images", "boxes")
 
 
 def _take(section: str, values: Any, cls) -> Any:
@@ -79,13 +80,26 @@ class LoopSpec:
     added per cycle; cycles: number of trainings (T); reinit: "scratch" re-initialises the
     detector every cycle (CALD), "continue" starts from the previous cycle's weights.
     initial_train: ``train`` options that differ for the shared cycle-0 training (e.g. more
-    epochs from scratch before "continue" cycles fine-tune); None trains cycle 0 like the rest."""
+    epochs from scratch before "continue" cycles fine-tune); None trains cycle 0 like the rest.
+
+    budget_unit: "images" (``budget`` images a cycle) or "boxes" (``budget`` ground-truth boxes a
+    cycle: the images a strategy ranks first are taken while their ground-truth boxes, what a
+    labeler would draw, fit the budget; an image without boxes costs 1).
+
+    validation: part of the pool held out as a validation split, never selectable and never
+    trained on; every cycle is evaluated on it and on the test split. A fraction in (0, 1) of
+    the pool (a seeded random subset, ``validation_seed``, the same for every run seed), or the
+    path of a text file of image ids, one per line (relative paths: to the config file). Option
+    choices (a strategy's settings) are made on its numbers, the test split reports them."""
 
     initial: float = 0.1
     budget: int = 50
     cycles: int = 4
     reinit: str = "scratch"
     initial_train: dict | None = None
+    budget_unit: str = "images"
+    validation: float | str | None = None
+    validation_seed: int = 0
 
     def cycle_train_config(self, train: TrainConfig, cycle: int) -> TrainConfig:
         """The training config of ``cycle``: ``train`` with ``initial_train`` applied at cycle 0."""
@@ -155,6 +169,14 @@ class LoopConfig:
             problems.append("loop.initial must be > 0")
         if self.loop.reinit not in REINIT_MODES:
             problems.append(f"loop.reinit must be one of {REINIT_MODES}")
+        if self.loop.budget_unit not in BUDGET_UNITS:
+            problems.append(f"loop.budget_unit must be one of {BUDGET_UNITS}")
+        validation = self.loop.validation
+        if isinstance(validation, bool) or not (
+            validation is None or isinstance(validation, str)
+            or (isinstance(validation, (int, float)) and 0 < validation < 1)
+        ):
+            problems.append("loop.validation must be a fraction in (0, 1) or the path of an id list file")
         if self.loop.initial_train is not None:
             if not isinstance(self.loop.initial_train, dict):
                 problems.append("loop.initial_train must be a mapping of train options")
@@ -215,12 +237,15 @@ def config_from_dict(values: dict, *, base_dir: Path | None = None) -> LoopConfi
             data.source = resolve(data.source)
         if data.test_source:
             data.test_source = resolve(data.test_source)
+    loop = _take("loop", values.get("loop"), LoopSpec)
+    if base_dir is not None and isinstance(loop.validation, str) and not Path(loop.validation).is_absolute():
+        loop.validation = str((base_dir / loop.validation).resolve())
     config = LoopConfig(
         name=str(values.get("name", "run")),
         data=data,
         model=_take("model", values.get("model"), ModelSpec),
         train=TrainConfig.from_dict(values.get("train") or {}),
-        loop=_take("loop", values.get("loop"), LoopSpec),
+        loop=loop,
         strategies=_strategies(values.get("strategies", ["random", "huale"])),
         seeds=[int(s) for s in values.get("seeds", [0])],
         metrics=list(values.get("metrics", ["voc"])),

@@ -14,15 +14,19 @@ from huale.errors import DataError
 from huale.io import atomic_write_json
 
 RECORD_NAME = "record.json"
+SPLITS = ("test", "validation")
 
 
 @dataclass
 class CycleRecord:
     """What one cycle of one strategy and seed measured.
 
-    metrics: ``{"voc": {"mAP", "per_class", ...}, "coco": {"AP", "AP50", ..., "per_class"}}``.
-    selected: the images this cycle's selection added, ``[{"image_id", "score", "stage"}]``
-    (empty at the last cycle, which only trains and evaluates).
+    metrics: the test split's ``{"voc": {"mAP", "per_class", ...}, "coco": {"AP", "AP50", ...,
+    "per_class"}}``; validation_metrics: the same on the loop's validation split (empty when the
+    run holds none out). selected: the images this cycle's selection added, ``[{"image_id",
+    "score", "stage"}]`` (empty at the last cycle, which only trains and evaluates).
+    num_boxes: ground-truth boxes of the labeled set (the labeling cost so far); None in records
+    written before it was recorded.
     """
 
     strategy: str
@@ -34,10 +38,21 @@ class CycleRecord:
     score_seconds: float = 0.0
     labeled_ids: list[str] = field(default_factory=list)
     selected: list[dict] = field(default_factory=list)
+    num_boxes: int | None = None
+    validation_metrics: dict = field(default_factory=dict)
 
-    def value(self, metric: str = "voc", key: str | None = None) -> float:
-        """The headline number: VOC mAP, or COCO AP (``key`` overrides)."""
-        result = self.metrics[metric]
+    def split_metrics(self, split: str = "test") -> dict:
+        """The metrics of ``split``: "test" or "validation"."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return self.metrics if split == "test" else self.validation_metrics
+
+    def has(self, metric: str, split: str = "test") -> bool:
+        return metric in self.split_metrics(split)
+
+    def value(self, metric: str = "voc", key: str | None = None, split: str = "test") -> float:
+        """The headline number on ``split``: VOC mAP, or COCO AP (``key`` overrides)."""
+        result = self.split_metrics(split)[metric]
         return float(result[key or ("AP" if metric == "coco" else "mAP")])
 
     def write(self, run_dir: str | Path) -> Path:

@@ -8,26 +8,31 @@ from collections.abc import Sequence
 import numpy as np
 
 from huale.reports.records import CycleRecord
+from huale.reports.stats import PairedGain, equal_box_gains, image_gains, not_separated, paired_gain
 
 
 def learning_curves(
-    records: Sequence[CycleRecord], metric: str = "voc", key: str | None = None
+    records: Sequence[CycleRecord], metric: str = "voc", key: str | None = None, split: str = "test"
 ) -> dict[str, dict[int, dict]]:
-    """``{strategy: {cycle: {"num_labeled", "values" (one per seed), "mean", "std"}}}``.
+    """``{strategy: {cycle: {"num_labeled", "num_boxes", "values" (one per seed), "mean", "std"}}}``
+    on ``split`` ("test" or "validation").
 
-    ``num_labeled`` is the mean over seeds (identical for image budgets).
+    ``num_labeled`` and ``num_boxes`` (ground-truth boxes labeled; None in records without box
+    counts) are means over seeds (``num_labeled`` is identical for image budgets).
     """
     grouped: dict[str, dict[int, list[CycleRecord]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        if metric in r.metrics:
+        if r.has(metric, split):
             grouped[r.strategy][r.cycle].append(r)
     curves: dict[str, dict[int, dict]] = {}
     for strategy, cycles in grouped.items():
         curves[strategy] = {}
         for cycle, rs in sorted(cycles.items()):
-            values = np.array([r.value(metric, key) for r in rs], dtype=float)
+            values = np.array([r.value(metric, key, split) for r in rs], dtype=float)
+            boxes = [r.num_boxes for r in rs]
             curves[strategy][cycle] = {
                 "num_labeled": float(np.mean([r.num_labeled for r in rs])),
+                "num_boxes": None if None in boxes else float(np.mean(boxes)),
                 "values": values.tolist(),
                 "seeds": [r.seed for r in rs],
                 "mean": float(values.mean()),
@@ -72,19 +77,43 @@ def _pct(x: float | None, signed: bool = False) -> str:
     return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
 
 
+METRIC_NAMES = {"voc": "VOC mAP@0.5", "voc07": "VOC07 mAP@0.5", "coco": "COCO AP"}
+
+
+def splits_in(records: Sequence[CycleRecord], metric: str = "voc") -> list[str]:
+    """The splits the records hold ``metric`` for, validation first."""
+    return [s for s in ("validation", "test") if any(r.has(metric, s) for r in records)]
+
+
 def summary_markdown(
-    records: Sequence[CycleRecord], metric: str = "voc", baseline: str = "random"
+    records: Sequence[CycleRecord], metric: str = "voc", baseline: str = "random",
+    choose: Sequence[Sequence[str]] = (),
 ) -> str:
-    """Markdown: per-cycle mean ± std, mean gain over ``baseline`` (cycles 1..T-1), area under
-    the curve, and per-class AP at the last cycle. Values in percent."""
-    curves = learning_curves(records, metric)
-    name = "COCO AP" if metric == "coco" else ("VOC07 mAP@0.5" if metric == "voc07" else "VOC mAP@0.5")
+    """Markdown, one section per split (validation first when the run holds one out): per-cycle
+    mean ± std, mean gain over ``baseline`` (cycles 1..T-1) with its paired 95% t interval and
+    wins, and, when the records count labeled boxes, mAP against boxes and the gain at equal
+    boxes. ``choose``: groups of strategy variants; in each the variant with the highest mean
+    gain on the validation split is chosen and reported on the test split. Then per-class AP at
+    the last cycle (test split) and wall time. Values in percent."""
+    splits = splits_in(records, metric)
+    lines = [_split_markdown(records, metric, baseline, split, title=len(splits) > 1) for split in splits]
+    for group in choose:
+        lines.append(_choice_markdown(records, metric, baseline, list(group)))
+    lines += [_per_class_markdown(records, metric), _cost_markdown(records)]
+    return "\n\n".join(line for line in lines if line)
+
+
+def _split_markdown(records: Sequence[CycleRecord], metric: str, baseline: str, split: str,
+                    *, title: bool) -> str:
+    curves = learning_curves(records, metric, split=split)
+    name = METRIC_NAMES[metric]
     cycles = sorted({c for curve in curves.values() for c in curve})
     sizes = {c: next(curve[c]["num_labeled"] for curve in curves.values() if c in curve) for c in cycles}
     header = ["strategy", *[f"{int(sizes[c])} img" for c in cycles], f"gain vs {baseline}",
               "gain per seed", "AULC", "seeds"]
-    lines = [
-        f"### {name} (%) by labeled-set size: mean ± std over seeds",
+    lines = [f"## {split.capitalize()} split", ""] if title else []
+    lines += [
+        f"### {name} (%) on the {split} split by labeled-set size: mean ± std over seeds",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -109,11 +138,95 @@ def summary_markdown(
         "(cycle 0 is the shared initial set, excluded as in CALD). AULC: average height of the "
         "mean learning curve over the labeled-set range. Gain per seed: the same difference "
         f"against {baseline} of the same seed (same initial set), in seed order.",
-        "",
-        _per_class_markdown(records, metric),
-        "",
-        _cost_markdown(records),
     ]
+    if base is None:
+        return "\n".join(lines)
+    others = [s for s in sorted(curves) if s != baseline]
+    gains = {s: paired_gain(s, image_gains(records, s, baseline, metric=metric, split=split)) for s in others}
+    lines += ["", _gain_table(
+        f"### Paired gain vs {baseline} on the {split} split ({name}, percentage points)",
+        {s: g for s, g in gains.items() if g is not None}, baseline)]
+    if all(r.num_boxes is not None for r in records):
+        lines += ["", _boxes_table(curves, name, split), ""]
+        box_gains = {s: paired_gain(s, equal_box_gains(records, s, baseline, metric=metric, split=split))
+                     for s in others}
+        lines.append(_gain_table(
+            f"### Gain vs {baseline} at equal labeled boxes on the {split} split ({name}, "
+            "percentage points)", {s: g for s, g in box_gains.items() if g is not None}, baseline))
+        lines += ["", "At equal boxes: per seed, each learning curve is linear between its cycles "
+                  "in the number of ground-truth boxes labeled; the difference is averaged over the "
+                  "box counts of both curves' cycles ≥ 1 inside the range both cover (no "
+                  "extrapolation), then summarised over seeds as above."]
+    return "\n".join(lines)
+
+
+def _interval(g: PairedGain) -> str:
+    return "n/a (1 seed)" if g.low is None else f"[{_pct(g.low, signed=True)}, {_pct(g.high, signed=True)}]"
+
+
+def _gain_table(heading: str, gains: dict[str, PairedGain], baseline: str) -> str:
+    """Mean gain, 95% t interval over seeds, wins, separation; then the pairs not separated."""
+    lines = [heading, "", f"| strategy | mean gain | 95% interval | wins | separated from {baseline} |",
+             "|---|---|---|---|---|"]
+    for s in sorted(gains, key=lambda s: -gains[s].mean):
+        g = gains[s]
+        lines.append(f"| {s} | {_pct(g.mean, signed=True)} | {_interval(g)} | {g.wins}/{g.seeds} | "
+                     f"{'yes' if g.separated_from_baseline else 'no'} |")
+    pairs = not_separated(gains)
+    lines += [
+        "",
+        f"Paired over seeds (same seed = same initial set as {baseline}); interval: two-sided 95% "
+        "Student t, mean ± t(0.975, n−1)·sd/√n; wins: seeds with a gain > 0. Strategies whose "
+        "intervals overlap are not separated: "
+        + (", ".join(f"{a} ~ {b}" for a, b in pairs) if pairs else "none (every pair separated)") + ".",
+    ]
+    return "\n".join(lines)
+
+
+def _boxes_table(curves: dict[str, dict[int, dict]], name: str, split: str) -> str:
+    cycles = sorted({c for curve in curves.values() for c in curve})
+    lines = [f"### {name} (%) on the {split} split against labeled boxes: mean over seeds "
+             "(boxes: ground truth of the labeled set)", "",
+             "| strategy | " + " | ".join(f"cycle {c}" for c in cycles) + " |", "|" + "---|" * (len(cycles) + 1)]
+    for strategy in sorted(curves, key=lambda s: (s != "random", s)):
+        curve = curves[strategy]
+        cells = [f"{curve[c]['num_boxes']:.0f} boxes: {_pct(curve[c]['mean'])}" if c in curve else ""
+                 for c in cycles]
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _choice_markdown(records: Sequence[CycleRecord], metric: str, baseline: str,
+                     candidates: list[str]) -> str:
+    """Choose among ``candidates`` on the validation split; report the choice on the test split."""
+    name = METRIC_NAMES[metric]
+    heading = f"### Option choice on the validation split: {', '.join(candidates)}"
+    val = {s: paired_gain(s, image_gains(records, s, baseline, metric=metric, split="validation"))
+           for s in candidates}
+    test = {s: paired_gain(s, image_gains(records, s, baseline, metric=metric, split="test"))
+            for s in candidates}
+    if any(g is None for g in val.values()):
+        missing = [s for s, g in val.items() if g is None]
+        return f"{heading}\n\nNo validation numbers against {baseline} for {', '.join(missing)}: no choice made."
+    chosen = max(candidates, key=lambda s: val[s].mean)
+    lines = [heading, "",
+             f"Rule: the variant with the highest mean gain vs {baseline} in {name} on the validation "
+             "split is chosen before looking at the test split; its test numbers are the reported result.",
+             "", "| variant | validation gain | validation 95% interval | test gain | test 95% interval | chosen |",
+             "|---|---|---|---|---|---|"]
+    for s in candidates:
+        v, t = val[s], test[s]
+        lines.append(f"| {s} | {_pct(v.mean, signed=True)} | {_interval(v)} | "
+                     f"{_pct(t.mean, signed=True) if t else 'n/a'} | {_interval(t) if t else 'n/a'} | "
+                     f"{'**yes**' if s == chosen else ''} |")
+    t = test[chosen]
+    lines += ["", f"Reported (test split): **{chosen}**, gain vs {baseline} "
+              + (f"{_pct(t.mean, signed=True)} {_interval(t)}, wins {t.wins}/{t.seeds}." if t else "n/a.")]
+    overlap = val[chosen].overlaps  # the choice is only as sure as its validation intervals
+    rivals = [s for s in candidates if s != chosen and overlap(val[s])]
+    if rivals:
+        lines.append(f"The validation intervals of {chosen} and {', '.join(rivals)} overlap: the choice "
+                     "is not separated from the alternative(s) on validation.")
     return "\n".join(lines)
 
 
@@ -132,7 +245,7 @@ def _per_class_markdown(records: Sequence[CycleRecord], metric: str) -> str:
     if not per:
         return ""
     lines = [
-        f"### Per-class AP (%) at the last cycle ({last}), mean over seeds",
+        f"### Per-class AP (%) on the test split at the last cycle ({last}), mean over seeds",
         "",
         "| class | " + " | ".join(sorted(per)) + " |",
         "|" + "---|" * (len(per) + 1),

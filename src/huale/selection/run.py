@@ -353,6 +353,7 @@ def score_and_select(
     shard_dir: str | Path | None = None,
     budget_unit: str = "images",
     preannotation_threshold: float = 0.5,
+    costs: dict[str, int] | None = None,
 ) -> ScoredSelection:
     """Score the pool (and, when needed, the labeled set), build the context and select.
 
@@ -360,8 +361,10 @@ def score_and_select(
     strategy needing what it cannot give fails here, before any scoring. request: how to score
     (:class:`~huale.inference.ScoringRequest`). shard_dir: scoring shards go to
     ``shard_dir/pool-<views...>`` and ``shard_dir/labeled-...`` (resumable). budget_unit
-    ``"boxes"``: an image costs its detections >= ``preannotation_threshold`` (at least 1). A
-    budget covering the whole pool selects it all, with a warning.
+    ``"boxes"``: an image costs its detections >= ``preannotation_threshold`` (at least 1);
+    ``costs`` (image id -> cost, with budget_unit "boxes") replaces those predicted costs, e.g.
+    by the ground-truth box counts a simulated labeler pays. A budget covering the whole pool
+    selects it all, with a warning.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget must be a positive integer, got {budget!r} (nothing to select)")
@@ -392,7 +395,7 @@ def score_and_select(
     )
     # rank 0 selects; every process returns its selection (the loop trains on it everywhere)
     selection = distributed.run_on_main(
-        _select, strategy, records, budget, context, budget_unit, box_counts
+        _select, strategy, records, budget, context, budget_unit, box_counts, costs
     )
     detections = _selected_preannotations(records, selection, preannotation_threshold)
     return ScoredSelection(selection, len(records), box_counts, detections, report)
