@@ -490,10 +490,15 @@ def _selected_preannotations(records, selection: Selection,
 
 
 def _select(strategy: Strategy, records: Records, budget: int, context,
-            budget_unit: str, box_counts: dict[str, int]) -> Selection:
-    """The strategy's selection of ``budget`` (in ``budget_unit``) from ``records``, checked."""
+            budget_unit: str, box_counts: dict[str, int],
+            given_costs: dict[str, int] | None = None) -> Selection:
+    """The strategy's selection of ``budget`` (in ``budget_unit``) from ``records``, checked;
+    with ``budget_unit="boxes"`` an image costs ``given_costs[id]`` when given, else its
+    predicted boxes (at least 1 either way)."""
     costs = None
-    if budget_unit == "boxes":
+    if budget_unit == "boxes" and given_costs is not None:
+        costs = {i: max(1, int(given_costs[i])) for i in record_ids(records)}
+    elif budget_unit == "boxes":
         costs = {image_id: max(1, n) for image_id, n in box_counts.items()}
     total = len(records) if costs is None else sum(costs.values())
     if budget >= total:
