@@ -119,9 +119,10 @@ def copy_scoring(scored_out: Path, out: Path, pool: Path, class_names: list[str]
 
     ids = load_pool(pool, class_names).ids
     for source_dir in sorted(p for p in (scored_out / ".scoring").iterdir() if p.is_dir()):
-        source = ShardStore.open(source_dir)
+        stored = json.loads((source_dir / "manifest.json").read_text())
+        manifest = {k: v for k, v in stored.items() if k not in ("format", "version")}
+        source = ShardStore(source_dir, manifest)
         records = [r for k in range(source.num_shards) for r in source.read(k)[0]]
-        manifest = {k: v for k, v in source.manifest.items() if k not in ("format", "version")}
         target = ShardStore(out / ".scoring" / source_dir.name, {**manifest, "image_ids": ids})
         for k in range(target.num_shards):
             copies = []

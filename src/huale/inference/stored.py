@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from huale.errors import DataError
 from huale.inference.shards import ShardStore
-from huale.predictions import ORIGINAL, PredictionRecord
+from huale.predictions import ORIGINAL, Detections, PredictionRecord
 
 
 class StoredRecords:
@@ -54,7 +55,9 @@ class StoredRecords:
         found: dict[str, PredictionRecord] = {}
         for k in sorted({int(self._shard_of[position[i]]) for i in ids}):
             records, _ = self.store.read(k)
-            found.update((r.image_id, r) for r in records if r.image_id in wanted)
+            # copies: a record read from a shard is a view of the shard's arrays, and keeping
+            # one view would keep the whole shard in memory
+            found.update((r.image_id, _detached(r)) for r in records if r.image_id in wanted)
         return [found[i] for i in ids]
 
     def features(self) -> tuple[list[str], np.ndarray | None]:
@@ -96,3 +99,20 @@ class StoredRecords:
                 return content[name]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise DataError(path, f"unreadable scoring shard ({exc}); delete it to recompute") from None
+
+
+def _detached(record: PredictionRecord) -> PredictionRecord:
+    """``record`` with its own copies of every array."""
+
+    def copy(dets: Detections) -> Detections:
+        return Detections(*(np.array(getattr(dets, f)) for f in _DETECTION_FIELDS))
+
+    return replace(
+        record,
+        views={name: copy(d) for name, d in record.views.items()},
+        prenms={name: copy(d) for name, d in record.prenms.items()},
+        feature=None if record.feature is None else np.array(record.feature),
+    )
+
+
+_DETECTION_FIELDS = ("boxes", "labels", "scores", "class_probs", "max_fg_prob", "fpn_level")

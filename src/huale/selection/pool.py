@@ -17,6 +17,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from huale.data.loading import detect_format, load_dataset, load_image_folder, load_image_list
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.data.textfiles import read_list_file
@@ -52,10 +54,12 @@ def load_pool(
         found = load_image_folder(source)
     else:
         found = load_dataset(source, split)
-    records = [ImageRecord(r.image_id, r.path, r.width, r.height) for r in found.records]
-    return DetectionDataset(
-        records, class_names, category_ids=category_ids, report=found.report
-    )
+    # no annotations: every record shares the same read-only empty arrays (a 1M pool: ~300 MB)
+    empty = [np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool)]
+    for array in empty:
+        array.flags.writeable = False
+    records = [ImageRecord(r.image_id, r.path, r.width, r.height, *empty) for r in found.records]
+    return DetectionDataset(records, class_names, category_ids=category_ids, report=found.report)
 
 
 def load_labeled(

@@ -62,7 +62,7 @@ class SelectionContext:
         return self.class_names[label - 1] if 0 < label <= len(self.class_names) else str(label)
 
 
-@dataclass
+@dataclass(slots=True)  # one per pool image stays in memory: no per-instance __dict__
 class ObjectExplanation:
     """One uncertain object of an image: why the image was picked.
 
@@ -91,7 +91,7 @@ def explain_box(
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageScore:
     """A strategy's verdict on one image."""
 
