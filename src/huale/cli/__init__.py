@@ -35,6 +35,7 @@ COMMAND_MODULES = {
     "predict": "predict",
     "loop": "loop",
     "report": "report",
+    "serve": "serve",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
