@@ -283,9 +283,8 @@ class ProjectBackend:
         report = ScoringReport()
         with loaded.models.borrow() as model:
             found = score_pool(
-                model, dataset, needs, batch_size=self.options.batch_size,
-                device=self.options.device, amp=self.options.amp, workers=0, progress=False,
-                seed=loaded.round.seed, report=report,
+                model, dataset, needs, self._scoring_request(), seed=loaded.round.seed,
+                report=report,
             )
         by_id = {r.image_id: r for r in found}
         out = {}
@@ -297,6 +296,13 @@ class ProjectBackend:
             out[t.index] = record
         return out
 
+    def _scoring_request(self):
+        """How the served model scores images (in this process, no DataLoader workers)."""
+        from huale.inference import ScoringRequest
+
+        return ScoringRequest(batch_size=self.options.batch_size, device=self.options.device,
+                              amp=self.options.amp, workers=0, progress=False)
+
     def _context(self, loaded: _Loaded, needs: Needs):
         """The strategy's view of the labeled set, built once per served round."""
         with self._context_lock:
@@ -307,9 +313,8 @@ class ProjectBackend:
                 dataset = labeled.dataset(loaded.class_names) if len(labeled) else None
                 with loaded.models.borrow() as model:
                     loaded.context = build_selection_context(
-                        model, dataset, needs, loaded.class_names, seed=loaded.round.seed,
-                        batch_size=self.options.batch_size, device=self.options.device,
-                        amp=self.options.amp, workers=0, progress=False,
+                        model, dataset, needs, loaded.class_names, self._scoring_request(),
+                        seed=loaded.round.seed,
                     )
             return loaded.context
 
