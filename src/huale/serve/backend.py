@@ -273,7 +273,7 @@ class ProjectBackend:
         """Prediction records of ``items`` (by item index) with the views ``needs`` asks for."""
         if not items:
             return {}
-        from huale.inference import ScoringReport, ScoringRequest, score_pool
+        from huale.inference import ScoringReport, score_pool
 
         # one record per distinct image id, so a batch may name an image twice
         unique: dict[str, ImageRecord] = {}
@@ -282,11 +282,10 @@ class ProjectBackend:
         dataset = DetectionDataset(list(unique.values()), loaded.class_names)
         report = ScoringReport()
         with loaded.models.borrow() as model:
-            request = ScoringRequest(batch_size=self.options.batch_size,
-                                     device=self.options.device, amp=self.options.amp, workers=0,
-                                     progress=False)
-            found = score_pool(model, dataset, needs, request, seed=loaded.round.seed,
-                               report=report)
+            found = score_pool(
+                model, dataset, needs, self._scoring_request(), seed=loaded.round.seed,
+                report=report,
+            )
         by_id = {r.image_id: r for r in found}
         out = {}
         for t in items:
@@ -297,21 +296,24 @@ class ProjectBackend:
             out[t.index] = record
         return out
 
+    def _scoring_request(self):
+        """How the served model scores images (in this process, no DataLoader workers)."""
+        from huale.inference import ScoringRequest
+
+        return ScoringRequest(batch_size=self.options.batch_size, device=self.options.device,
+                              amp=self.options.amp, workers=0, progress=False)
+
     def _context(self, loaded: _Loaded, needs: Needs):
         """The strategy's view of the labeled set, built once per served round."""
         with self._context_lock:
             if loaded.context is None:
-                from huale.inference import ScoringRequest
                 from huale.selection.context import build_selection_context
 
                 labeled = self.project.labeled()
                 dataset = labeled.dataset(loaded.class_names) if len(labeled) else None
-                request = ScoringRequest(batch_size=self.options.batch_size,
-                                         device=self.options.device, amp=self.options.amp,
-                                         workers=0, progress=False)
                 with loaded.models.borrow() as model:
                     loaded.context = build_selection_context(
-                        model, dataset, needs, loaded.class_names, request,
+                        model, dataset, needs, loaded.class_names, self._scoring_request(),
                         seed=loaded.round.seed,
                     )
             return loaded.context
