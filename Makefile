@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(if $(strip $(TORCH_SPEC)),$(BIN)/python -m pip install --quiet $(foreach s,$(TORCH_SPEC),"$(s)"))
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,yolo]"
 	touch $(STAMP)
 
 demo: $(STAMP)
