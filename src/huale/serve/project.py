@@ -100,9 +100,10 @@ def task_references(project, pool: DetectionDataset) -> dict[str, str]:
     prefix = project.config.image_url_prefix
     references = {}
     for record in pool.records:
-        path = Path(record.path).resolve()
-        references[image_location(path, root, prefix)] = record.image_id
-        references[image_location(path, root, None)] = record.image_id
+        # the path as the pool gives it (symlinks kept, as the exports write it) and resolved
+        for path in dict.fromkeys((Path(record.path).absolute(), Path(record.path).resolve())):
+            references[image_location(path, root, prefix)] = record.image_id
+            references[image_location(path, root, None)] = record.image_id
     return references
 
 
