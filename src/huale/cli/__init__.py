@@ -33,6 +33,7 @@ COMMAND_MODULES = {
     "select": "select",
     "loop": "loop",
     "report": "report",
+    "serve": "serve",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
