@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"strategies"},  # rank prediction records (never run a model)
     {"selection"},  # huale select: pool, context, scoring + strategy, exports
     {"engine"},  # train, evaluate, the active-learning loop
-    {"demo"},  # the demo application on top of the loop
+    {"demo", "project", "serve"},  # applications on top: demo, labeling rounds, ML backend
     {"cli", "__main__"},  # argument parsing, one module per command
 ]
 
