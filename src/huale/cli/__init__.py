@@ -38,6 +38,7 @@ COMMAND_MODULES = {
     "round": "round",
     "ingest": "ingest",
     "status": "status",
+    "serve": "serve",
 }
 COMMANDS = tuple(COMMAND_MODULES)
 
