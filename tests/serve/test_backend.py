@@ -154,9 +154,8 @@ def test_an_image_from_label_studio_is_scored_live(project, tmp_path):
 
 
 def test_no_model_before_the_first_round(tmp_path):
-    from huale.project.state import Project
-
     from huale.data.coco import write_coco
+    from huale.project.state import Project
     from tests.conftest import make_tiny_dataset
 
     make_tiny_dataset(tmp_path / "pool", num_images=3)
