@@ -114,3 +114,11 @@ def test_a_single_seed_has_no_interval(tmp_path):
     assert "at equal labeled boxes" not in md  # no box counts in these records
     assert "## Test split" not in md  # one split: no split headings
     assert not math.isnan(paired_gain("huale", {0: 0.03}).mean)
+
+
+def test_when_every_pair_overlaps_the_report_says_so(tmp_path):
+    records = _write(tmp_path)
+    # a third strategy equal to huale overlaps both huale and entropy: all 3 pairs overlap
+    extra = [CycleRecord(**{**r.__dict__, "strategy": "hua"}) for r in records if r.strategy == "huale"]
+    md = summary_markdown([*records, *extra])
+    assert "not separated: all 3 pairs (no strategy is separated from another)." in md

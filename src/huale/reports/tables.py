@@ -173,12 +173,18 @@ def _gain_table(heading: str, gains: dict[str, PairedGain], baseline: str) -> st
         lines.append(f"| {s} | {_pct(g.mean, signed=True)} | {_interval(g)} | {g.wins}/{g.seeds} | "
                      f"{'yes' if g.separated_from_baseline else 'no'} |")
     pairs = not_separated(gains)
+    total = len(gains) * (len(gains) - 1) // 2
+    if not pairs:
+        listed = "none (every pair separated)"
+    elif len(pairs) == total and total > 1:
+        listed = f"all {total} pairs (no strategy is separated from another)"
+    else:
+        listed = ", ".join(f"{a} ~ {b}" for a, b in pairs)
     lines += [
         "",
         f"Paired over seeds (same seed = same initial set as {baseline}); interval: two-sided 95% "
         "Student t, mean ± t(0.975, n−1)·sd/√n; wins: seeds with a gain > 0. Strategies whose "
-        "intervals overlap are not separated: "
-        + (", ".join(f"{a} ~ {b}" for a, b in pairs) if pairs else "none (every pair separated)") + ".",
+        f"intervals overlap are not separated: {listed}.",
     ]
     return "\n".join(lines)
 
