@@ -18,10 +18,11 @@ OPTIONAL_ADAPTERS = {
 
 
 def install_hint(name: str) -> str:
-    _, _, package, extra = OPTIONAL_ADAPTERS[name]
-    return (
-        f'--detector {name} needs {package}, which is not installed: pip install "huale[{extra}]"'
-    )
+    """The one-line error when the extra of detector ``name`` is missing (one text for both
+    routes: ``--detector`` and :func:`load_adapter_class`)."""
+    from huale.inference.adapters import install_hint as detector_install_hint
+
+    return detector_install_hint(name)
 
 
 def load_adapter_class(name: str) -> type:

@@ -30,12 +30,13 @@ stripped of that branch is refused.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,10 @@ from torch import Tensor, nn
 from huale.adapters.yolo_rules import PAD_VALUE, Letterbox, anchor_levels, sigmoid_posterior
 from huale.augment import boxes_to_original
 from huale.errors import CheckpointError, ConfigError
+from huale.inference.adapters.base import Capabilities, DetectorAdapter
 from huale.inference.scoring import model_fingerprint
 from huale.inference.views import PoolItem
-from huale.predictions import Detections, PredictionRecord
+from huale.predictions import VIEW_NAMES, Detections, Needs, PredictionRecord
 from huale.runtime.device import autocast
 
 # Importing ultralytics changes the host process: numpy's and torch's print options, torch.save
@@ -435,3 +437,65 @@ def _to_original(dets: Detections, geometry) -> Detections:
     """``dets`` (boxes in the view's pixels) with boxes in the original image's frame."""
     dets.boxes = boxes_to_original(dets.boxes, geometry)
     return dets
+
+
+class YoloAdapter(DetectorAdapter):
+    """Ultralytics YOLO behind the adapter seam: ``huale select --detector yolo``.
+
+    Every field a strategy may need comes from YOLO itself (see :class:`YoloDetector` and
+    docs/method.md, "Ultralytics YOLO records"): all test-time views, a (C+1) posterior from the
+    per-class scores, pre-NMS anchors, the exact pyramid level and pooled neck features.
+    """
+
+    name = "yolo"
+    capabilities = Capabilities(
+        views=VIEW_NAMES, class_posteriors=True, prenms_boxes=True, fpn_level=True, features=True
+    )
+
+    def __init__(self, detector: YoloDetector):
+        self.detector = detector
+        self.class_names = list(detector.class_names)
+        self._run: dict | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        arch: str | None = None,
+        classes: Sequence[str] | None = None,
+        device: str | torch.device = "cpu",
+        min_size: int | None = None,
+        max_size: int | None = None,
+        **options,
+    ) -> YoloAdapter:
+        """A YOLO ``.pt`` or model yaml; ``classes`` renames its classes; the letterbox size
+        (imgsz, the longer side) is ``max_size``, else ``min_size`` (default: the checkpoint's
+        training imgsz); ``options``: conf, iou, max_det, rect."""
+        if arch is not None:
+            raise ConfigError(
+                f"{path}: --arch names torchvision architectures; a YOLO checkpoint carries its own"
+            )
+        imgsz = max_size if max_size is not None else min_size
+        detector = YoloDetector.from_checkpoint(path, class_names=classes, imgsz=imgsz, **options)
+        return cls(detector.to(device))
+
+    @contextlib.contextmanager
+    def scoring(
+        self, needs: Needs, *, device: torch.device, amp: bool, feature_level: str | None = None
+    ) -> Iterator[None]:
+        self.detector.to(device)
+        self._run = {"amp": amp, "prenms": needs.prenms,
+                     "prenms_threshold": float(needs.prenms_threshold), "features": needs.features}
+        try:
+            yield
+        finally:
+            self._run = None
+
+    def predict(self, items: Sequence[PoolItem], views: Sequence[str]) -> list[PredictionRecord]:
+        if self._run is None:
+            raise RuntimeError("YoloAdapter.predict runs inside adapter.scoring(...)")
+        return self.detector.predict_items(items, views, **self._run)
+
+    def manifest(self) -> dict:
+        return self.detector.spec()

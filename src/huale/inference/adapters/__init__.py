@@ -22,10 +22,15 @@ from huale.inference.adapters.base import (
 )
 
 # --detector name -> "module:class" of its adapter (the class has a from_checkpoint classmethod)
+# (detectors of optional extras live in huale.adapters and are named here as strings only, so
+# that nothing imports an extra before its detector is asked for)
 DETECTORS: dict[str, str] = {
     "torchvision": "huale.inference.adapters.faster_rcnn:FasterRCNNAdapter",
+    "yolo": "huale.adapters.yolo:YoloAdapter",
 }
 DEFAULT_DETECTOR = "torchvision"
+# --detector name -> (the package its extra provides, the extra)
+EXTRAS: dict[str, tuple[str, str]] = {"yolo": ("ultralytics", "yolo")}
 
 
 def available_detectors() -> list[str]:
@@ -37,7 +42,21 @@ def adapter_class(name: str) -> type[DetectorAdapter]:
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; known detectors: {', '.join(DETECTORS)}")
     module, _, attribute = DETECTORS[name].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ImportError as exc:
+        if name not in EXTRAS:
+            raise
+        package, _ = EXTRAS[name]
+        if (exc.name or "").split(".")[0] != package and package not in str(exc):
+            raise
+        raise ConfigError(install_hint(name)) from None
+
+
+def install_hint(name: str) -> str:
+    """The one-line error of detector ``name`` when its optional extra is not installed."""
+    package, extra = EXTRAS[name]
+    return f'--detector {name} needs {package}, which is not installed: pip install "huale[{extra}]"'
 
 
 def load_detector(
