@@ -31,6 +31,7 @@ import numpy as np
 from huale.data.coco import dataset_to_coco
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.io import atomic_write_json, atomic_write_text
+from huale.labeling.regions import rectangle_regions
 from huale.labeling.urls import LOCAL_FILES_PREFIX
 from huale.predictions import Detections
 from huale.strategies.base import ImageScore
@@ -197,29 +198,7 @@ def label_studio_tasks(
     for position, item in enumerate(sorted(chosen, key=lambda i: i.rank)):
         record, dets = item.record, item.preannotations()
         width, height = record.width, record.height
-        results = []
-        for k in range(len(dets)):
-            x1, y1, x2, y2 = (float(v) for v in dets.boxes[k])
-            results.append(
-                {
-                    "id": f"{item.rank}-{k}",
-                    "type": "rectanglelabels",
-                    "from_name": "label",
-                    "to_name": "image",
-                    "original_width": int(width),
-                    "original_height": int(height),
-                    "image_rotation": 0,
-                    "value": {
-                        "x": 100.0 * x1 / width,
-                        "y": 100.0 * y1 / height,
-                        "width": 100.0 * (x2 - x1) / width,
-                        "height": 100.0 * (y2 - y1) / height,
-                        "rotation": 0,
-                        "rectanglelabels": [class_names[int(dets.labels[k]) - 1]],
-                    },
-                    "score": float(dets.scores[k]),
-                }
-            )
+        results = rectangle_regions(dets, width, height, class_names, id_prefix=f"{item.rank}-")
         prediction: dict[str, Any] = {
             "model_version": model_version,
             "score": position / len(chosen),

@@ -6,7 +6,7 @@
 - :mod:`huale.serve.images`: where a task's image may be read from (the pool, the Label Studio
   host) and nowhere else;
 - :mod:`huale.serve.ranking`: the prediction score that sorts the most informative task first;
-- :mod:`huale.serve.regions`, :mod:`.models`, :mod:`.training`, :mod:`.project`: helpers.
+- :mod:`huale.labeling.regions` (Label Studio regions, shared with the exports), :mod:`.models`, :mod:`.training`, :mod:`.project`: helpers.
 
 Nothing here is imported by huale's other packages, and waitress only when a server starts.
 """

@@ -37,6 +37,7 @@ from huale.data.images import image_size
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.errors import DataError, HualeError
 from huale.io import atomic_write_json
+from huale.labeling.regions import ConfigNames, config_names, rectangle_regions
 from huale.locking import FolderLockedError
 from huale.predictions import Needs, PredictionRecord
 from huale.serve.errors import NotReady, TaskError, UpstreamError
@@ -51,7 +52,6 @@ from huale.serve.project import (
     served_round_number,
     task_references,
 )
-from huale.serve.regions import ConfigNames, config_names, rectangle_regions
 from huale.serve.training import BackgroundRound
 
 log = logging.getLogger(__name__)

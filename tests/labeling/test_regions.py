@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from huale.labeling.regions import ConfigNames, config_names, rectangle_regions
 from huale.predictions import Detections
-from huale.serve.regions import ConfigNames, config_names, rectangle_regions
 
 
 def test_regions_are_percent_of_the_image():

@@ -1,8 +1,9 @@
 """Detections as Label Studio ``rectanglelabels`` regions, and the names a labeling config uses.
 
 A region's ``value`` holds ``x``, ``y``, ``width``, ``height`` in percent of the image size
-(``original_width`` / ``original_height``), as Label Studio's JSON format defines it; the same
-shape :func:`huale.selection.export.label_studio_tasks` writes for a round's tasks.
+(``original_width`` / ``original_height``), as Label Studio's JSON format defines it. Both the
+task exports (:func:`huale.selection.export.label_studio_tasks`) and ``huale serve`` build their
+predictions here.
 """
 
 from __future__ import annotations
