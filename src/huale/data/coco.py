@@ -80,7 +80,11 @@ def read_coco(
     label_of_name = {name: i + 1 for i, name in enumerate(class_names)}
     if len(label_of_name) != len(class_names):
         raise ConfigError(f"class_names has duplicates: {class_names}")
-    used = {a.get("category_id") for a in data["annotations"] if isinstance(a, dict)}
+    # ids the annotations use (a malformed id, e.g. a list, is reported by _read_annotations)
+    used = {
+        a.get("category_id") for a in data["annotations"]
+        if isinstance(a, dict) and isinstance(a.get("category_id"), int)
+    }
     label_of_category = {}
     for category_id, name in category_names.items():
         if name in label_of_name:
