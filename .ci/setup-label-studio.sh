@@ -13,8 +13,12 @@ if [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$SPEC" ]; then
 fi
 rm -rf "$VENV"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet "$SPEC"
+"$VENV/bin/python" -m pip install --quiet --retries 10 --upgrade pip
+for attempt in 1 2 3; do  # a stalled download fails one attempt, not CI
+    "$VENV/bin/python" -m pip install --quiet --retries 10 --resume-retries 10 "$SPEC" && break
+    [ "$attempt" = 3 ] && exit 1
+    echo "setup-label-studio: pip failed (attempt $attempt of 3); retrying in 10 s" >&2; sleep 10
+done
 "$VENV/bin/python" -c "import label_studio, label_studio_sdk.label_interface" # import check (label-studio --version starts Django)
 echo "$SPEC" > "$VENV/.installed"
 echo "setup-label-studio: $("$VENV/bin/python" -m pip show label-studio | grep -i '^version')" >&2
