@@ -191,7 +191,5 @@ def _copy_user_coco(source: Path, dataset: DetectionDataset) -> dict:
 
 
 def _resolved(dataset: DetectionDataset) -> DetectionDataset:
-    from dataclasses import replace
-
-    return DetectionDataset([replace(r, path=Path(r.path).resolve()) for r in dataset.records],
+    return DetectionDataset([r.with_path(r.path.resolve()) for r in dataset.records],
                             dataset.class_names)

@@ -17,8 +17,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from huale.data.loading import detect_format, load_dataset, load_image_folder, load_image_list
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.data.textfiles import read_list_file
@@ -54,10 +52,8 @@ def load_pool(
         found = load_image_folder(source)
     else:
         found = load_dataset(source, split)
-    # no annotations: every record shares the same empty arrays (nothing in them to change;
-    # a 1M pool saves ~300 MB)
-    empty = [np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool)]
-    records = [ImageRecord(r.image_id, r.path, r.width, r.height, *empty) for r in found.records]
+    # no annotations: every record shares the same empty arrays (ImageRecord's defaults)
+    records = [ImageRecord(r.image_id, r._path, r.width, r.height) for r in found.records]
     return DetectionDataset(records, class_names, category_ids=category_ids, report=found.report)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -534,7 +534,7 @@ def _resolved(path: Path | None) -> str | None:
 
 def _with_absolute_path(record):
     """The record with an absolute path; symlinks are kept, not resolved to their targets."""
-    return replace(record, path=Path(os.path.abspath(record.path)))
+    return record.with_path(os.path.abspath(record.path))
 
 
 def image_url_root(config: SelectConfig) -> Path:

@@ -8,7 +8,6 @@ pool; stage 2 runs ``second.select`` on the candidates only, the only records lo
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from huale.strategies.base import (
     ImageScore,
@@ -64,7 +63,7 @@ class TwoStage(Strategy):
 
     def score(self, records: Records, context: SelectionContext) -> list[ImageScore]:
         """The stage-1 (retrieval) scores."""
-        return [replace(s, stage=STAGE1) for s in self.first.score(records, context)]
+        return _staged(self.first.score(records, context), STAGE1)
 
     def select(
         self,
@@ -82,6 +81,14 @@ class TwoStage(Strategy):
         pool = set(pool_ids)
         # only the retrieved candidates are loaded in full (mu*B records, not the pool)
         chosen = self.second.select(load_records(records, pool_ids), budget, context, costs=costs)
-        ranked = [replace(s, stage=STAGE2) for s in chosen.ranked]
-        ranked += [replace(s, stage=STAGE1) for s in stage1 if s.image_id not in pool]
+        ranked = _staged(chosen.ranked, STAGE2)
+        ranked += _staged([s for s in stage1 if s.image_id not in pool], STAGE1)
         return Selection(ranked=ranked, selected=chosen.selected)
+
+
+def _staged(scores: list[ImageScore], stage: str) -> list[ImageScore]:
+    """``scores`` tagged with ``stage``, in place: they are this call's own fresh objects, and a
+    copy of each would double the peak memory of a large pool."""
+    for score in scores:
+        score.stage = stage
+    return scores
