@@ -45,7 +45,7 @@ from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_number
 from huale.strategies.divergence import js_divergence, softmax
 from huale.strategies.matching import cald_agreement
-from huale.strategies.no_detection import select_with_no_detection_rule
+from huale.strategies.no_detection import NoDetectionRule
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class CaldClassBalance(Strategy):
         return out
 
 
-class Cald(TwoStage):
+class Cald(NoDetectionRule, TwoStage):
     """CALD: consistency retrieval (⌊μ·B⌋, μ = ``pool_multiplier``) then class-balance ranking.
 
     beta: base point β of ``|M − β|``; augs: augmented views compared with the original.
@@ -230,17 +230,8 @@ class Cald(TwoStage):
         )
         self.name = "cald"
 
-    def select(
-        self,
-        records: Sequence[PredictionRecord],
-        budget: int,
-        context: SelectionContext,
-        *,
-        costs: dict[str, int] | None = None,
-    ) -> Selection:
-        """The shared rule for images without detections, then CALD's two stages."""
-        return select_with_no_detection_rule(
-            records, budget, context, costs, threshold=0.0,
-            fill_fraction=self.empty_fill_fraction, strategy=self.name,
-            select_detected=lambda recs, b, c: TwoStage.select(self, recs, b, context, costs=c),
-        )
+    no_detection_threshold = 0.0  # any detection the model outputs
+
+    def select_detected(self, records, budget, context, costs) -> Selection:
+        """CALD's two stages, among the images with a detection."""
+        return TwoStage.select(self, records, budget, context, costs=costs)

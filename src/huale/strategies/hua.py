@@ -61,7 +61,7 @@ from huale.strategies.checks import check_choice, check_int, check_number
 from huale.strategies.class_difficulty import difficulty_weights
 from huale.strategies.divergence import normalized_entropy
 from huale.strategies.matching import flip_inconsistency, pairwise_iou
-from huale.strategies.no_detection import select_with_no_detection_rule
+from huale.strategies.no_detection import NoDetectionRule
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _concat(parts: Sequence[Detections]) -> Detections:
     )
 
 
-class Hua(Strategy):
+class Hua(NoDetectionRule, Strategy):
     """HUA image score; every knob of the module docstring is an option.
 
     max_objects: how many of the most uncertain objects an :class:`ImageScore` explains.
@@ -174,22 +174,12 @@ class Hua(Strategy):
             )
         return adapted
 
-    def select(
-        self,
-        records: Sequence[PredictionRecord],
-        budget: int,
-        context: SelectionContext,
-        *,
-        costs: dict[str, int] | None = None,
-    ) -> Selection:
-        """The shared rule for images without detections, then the ranking by U(x)."""
-        return select_with_no_detection_rule(
-            records, budget, context, costs, threshold=self.detection_threshold,
-            fill_fraction=self.empty_fill_fraction, strategy=self.name,
-            select_detected=lambda recs, b, c: self._select_ranked(recs, b, context, c),
-        )
+    @property
+    def no_detection_threshold(self) -> float:
+        return self.detection_threshold
 
-    def _select_ranked(self, records, budget, context, costs) -> Selection:
+    def select_detected(self, records, budget, context, costs) -> Selection:
+        """The ranking by U(x), among the images with a detection."""
         scores = self.score(records, context)
         warn_if_tied(scores, self.name)
         ranked = rank(scores, context.seed)

@@ -45,7 +45,7 @@ from huale.strategies.cascade import TwoStage
 from huale.strategies.checks import check_choice, check_number
 from huale.strategies.hua import Hua
 from huale.strategies.matching import flip_inconsistency
-from huale.strategies.no_detection import FILL, select_with_no_detection_rule
+from huale.strategies.no_detection import FILL, NoDetectionRule
 
 __all__ = ["FILL", "Huale", "HualeScreening"]
 
@@ -130,7 +130,7 @@ def hua_option_defaults() -> dict[str, object]:
     }
 
 
-class Huale(TwoStage):
+class Huale(NoDetectionRule, TwoStage):
     """HUALE cascade: :class:`HualeScreening` retrieval, then :class:`Hua` ranking.
 
     Own options: ``pool_multiplier`` (μ), ``stage1``, ``beta`` and ``empty_fill_fraction`` of
@@ -161,19 +161,13 @@ class Huale(TwoStage):
         )
         self.name = "huale"
 
-    def select(
-        self,
-        records: Records,
-        budget: int,
-        context: SelectionContext,
-        *,
-        costs: dict[str, int] | None = None,
-    ) -> Selection:
-        return select_with_no_detection_rule(
-            records, budget, context, costs, threshold=self.first.detection_threshold,
-            fill_fraction=self.empty_fill_fraction, strategy=self.name,
-            select_detected=lambda recs, b, c: TwoStage.select(self, recs, b, context, costs=c),
-        )
+    @property
+    def no_detection_threshold(self) -> float:
+        return self.first.detection_threshold
+
+    def select_detected(self, records, budget, context, costs) -> Selection:
+        """The cascade, among the images with a detection."""
+        return TwoStage.select(self, records, budget, context, costs=costs)
 
 
 _OWN_OPTIONS = ["pool_multiplier", "stage1", "beta", "empty_fill_fraction"]

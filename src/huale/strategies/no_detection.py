@@ -110,3 +110,37 @@ def select_with_no_detection_rule(
         ranked=head + filled + tail + rest,
         selected=list(chosen.selected) + fill + extra,
     )
+
+
+class NoDetectionRule:
+    """Mixin for a :class:`~huale.strategies.base.Strategy` that applies the module's rule.
+
+    The strategy sets ``empty_fill_fraction`` and ``no_detection_threshold`` and implements
+    :meth:`select_detected`, its own selection among the images with a detection; put the mixin
+    first among the bases so that its :meth:`select` is the one called.
+    """
+
+    name: str
+    empty_fill_fraction: float
+    no_detection_threshold: float
+
+    def select_detected(
+        self, records: Records, budget: int, context: SelectionContext,
+        costs: dict[str, int] | None,
+    ) -> Selection:
+        raise NotImplementedError
+
+    def select(
+        self,
+        records: Records,
+        budget: int,
+        context: SelectionContext,
+        *,
+        costs: dict[str, int] | None = None,
+    ) -> Selection:
+        """The shared rule for images without detections around :meth:`select_detected`."""
+        return select_with_no_detection_rule(
+            records, budget, context, costs, threshold=self.no_detection_threshold,
+            fill_fraction=self.empty_fill_fraction, strategy=self.name,
+            select_detected=lambda recs, b, c: self.select_detected(recs, b, context, c),
+        )
