@@ -145,6 +145,7 @@ def measure(args, work: Path, checkpoint: Path, pool: Path, size: int, scored: P
     shutil.rmtree(out, ignore_errors=True)  # a fresh run
     if scored is not None:
         copy_scoring(scored, out, pool, class_names)
+        command.append("--resume")  # continue from the copied shards (the folder is not empty)
     subprocess.run(command, check=True)
     measured = json.loads(result.read_text())
     if measured["code"] not in (0, None):
