@@ -111,6 +111,8 @@ def test_a_single_seed_has_no_interval(tmp_path):
             CycleRecord(strategy, 0, cycle, 100, {"voc": {"mAP": value, "per_class": {}}}).write(tmp_path)
     md = summary_markdown(load_records([tmp_path]))
     assert "| huale | +3.00 | n/a (1 seed) | 1/1 | no |" in md
+    assert "not separated: no pair to compare (one strategy besides random)." in md
+    assert "every pair separated" not in md
     assert "at equal labeled boxes" not in md  # no box counts in these records
     assert "## Test split" not in md  # one split: no split headings
     assert not math.isnan(paired_gain("huale", {0: 0.03}).mean)

@@ -174,7 +174,9 @@ def _gain_table(heading: str, gains: dict[str, PairedGain], baseline: str) -> st
                      f"{'yes' if g.separated_from_baseline else 'no'} |")
     pairs = not_separated(gains)
     total = len(gains) * (len(gains) - 1) // 2
-    if not pairs:
+    if total == 0:
+        listed = f"no pair to compare (one strategy besides {baseline})"
+    elif not pairs:
         listed = "none (every pair separated)"
     elif len(pairs) == total and total > 1:
         listed = f"all {total} pairs (no strategy is separated from another)"
