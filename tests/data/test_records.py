@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +109,19 @@ def test_collate_through_a_dataloader(small_dataset):
     assert [tuple(i.shape) for i in images] == [(3, 24, 32), (3, 24, 32)]
     assert [t["image_id"] for t in targets] == ["a", "b"]
     assert collate_detection([]) == ([], [])
+
+
+def test_image_record_keeps_its_path_as_a_string_and_supports_replace(tmp_path):
+    from dataclasses import replace
+
+    record = ImageRecord("a", tmp_path / "a.jpg", 4, 3)
+    assert record.path == tmp_path / "a.jpg" and isinstance(record.path, Path)
+    assert not hasattr(record, "__dict__")  # slotted: one per pool image stays in memory
+    renamed = replace(record, image_id="b")
+    assert (renamed.image_id, renamed.path, renamed.width, renamed.height) == ("b", record.path, 4, 3)
+    moved = record.with_path("elsewhere/a.jpg")
+    assert moved.path == Path("elsewhere/a.jpg") and moved.image_id == "a"
+    # records without objects share one set of empty arrays
+    assert record.boxes.shape == (0, 4) and record.boxes is ImageRecord("c", "c.jpg", 1, 1).boxes
+    with pytest.raises(TypeError, match="needs image_id, path, width and height"):
+        ImageRecord("d", "d.jpg")

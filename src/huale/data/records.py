@@ -59,13 +59,18 @@ class ImageRecord:
     def __init__(
         self,
         image_id: str,
-        path: str | Path,
-        width: int,
-        height: int,
+        path: str | Path | None = None,
+        width: int | None = None,
+        height: int | None = None,
         boxes: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         difficult: np.ndarray | None = None,
+        *,
+        _path: str | None = None,  # what dataclasses.replace passes
     ):
+        path = _path if path is None else path
+        if path is None or width is None or height is None:
+            raise TypeError("ImageRecord needs image_id, path, width and height")
         values = {
             "image_id": image_id, "_path": str(path), "width": width, "height": height,
             "boxes": _NO_BOXES if boxes is None else boxes,

@@ -56,7 +56,11 @@ def stop_server(server, thread=None, timeout: float = 10.0) -> None:
     """
     from waitress import wasyncore
 
-    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    try:
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    except OSError as exc:  # the wake-up pipe is already gone: close the sockets from here
+        log.debug("stop_server: trigger unavailable (%s); closing the sockets directly", exc)
+        wasyncore.close_all(server._map, ignore_all=True)
     if thread is not None:
         thread.join(timeout)
     server.task_dispatcher.shutdown()
