@@ -16,7 +16,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command_parser(sub, "report", HELP, EXAMPLES)
     p.add_argument("runs", nargs="+", type=Path, help="run folders written by huale loop")
     p.add_argument("--out", type=Path, help="output folder (default: the first run folder)")
-    p.add_argument("--metric", default="voc", choices=["voc", "voc07", "coco"])
+    p.add_argument("--metric", default="voc", choices=["voc", "voc07", "coco"],
+                   help="metric of the tables and curves: voc (mAP@0.5, all-point), voc07 (11-point) "
+                        "or coco (AP@[.5:.95]) (default: voc)")
     p.add_argument("--baseline", default="random", help="strategy the gains are measured against")
     p.add_argument("--choose", nargs="+", action="append", default=[], metavar="STRATEGY",
                    help="variants of one option (e.g. huale huale-no-class-weights): the one with the "

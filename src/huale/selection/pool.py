@@ -53,7 +53,7 @@ def load_pool(
     else:
         found = load_dataset(source, split)
     # no annotations: every record shares the same empty arrays (ImageRecord's defaults)
-    records = [ImageRecord(r.image_id, r._path, r.width, r.height) for r in found.records]
+    records = [ImageRecord(r.image_id, r.path, r.width, r.height) for r in found.records]
     return DetectionDataset(records, class_names, category_ids=category_ids, report=found.report)
 
 
