@@ -101,6 +101,58 @@ def test_resume_after_a_crash_gives_the_same_selections(finished_run, tmp_path, 
     assert len(load_records([tmp_path / "run"])) == len(records)
 
 
+def test_finished_trainings_drop_their_resume_checkpoint(finished_run, tmp_path):
+    root, _ = finished_run
+    assert list((root / "run").rglob("model.pt")) and not list((root / "run").rglob("checkpoint.pt"))
+    values = toy_config(root / "data", strategies=("random",), cycles=2)
+    values["loop"]["keep_checkpoints"] = True
+    start_run(config_from_dict(values), tmp_path / "kept", progress=False)
+    assert len(list((tmp_path / "kept").rglob("checkpoint.pt"))) == 2  # cycle 0 and cycle 1
+
+
+def test_a_run_gains_strategies_that_reuse_its_cycle0_models(finished_run, tmp_path, monkeypatch):
+    root, records = finished_run
+    start_run(config_from_dict(toy_config(root / "data", strategies=("random",))), tmp_path / "run",
+              progress=False)
+    trainings = []
+    real_train = loop_module.train_detector
+
+    def counting_train(model, labeled, *args, **kwargs):
+        trainings.append(kwargs["out_dir"])
+        return real_train(model, labeled, *args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train_detector", counting_train)
+    extended = resume_run(tmp_path / "run", progress=False, add_strategies=["entropy"])
+    # only entropy's cycles 1 and 2 train: cycle 0 is the run's shared model
+    assert [p.relative_to(tmp_path / "run").parts[:3] for p in trainings] == [
+        ("entropy", "seed0", "cycle1"), ("entropy", "seed0", "cycle2")]
+    # the same records as a run that had both strategies from the start
+    assert [(r.strategy, r.cycle, r.labeled_ids, r.selected, r.metrics) for r in extended] == [
+        (r.strategy, r.cycle, r.labeled_ids, r.selected, r.metrics) for r in records]
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert [s["name"] for s in stored["strategies"]] == ["random", "entropy"]
+    # a later plain resume knows both strategies
+    assert len(resume_run(tmp_path / "run", progress=False)) == len(records)
+
+
+def test_a_run_gains_seeds_and_labeled_variants_from_a_matching_config(finished_run, tmp_path):
+    root, _ = finished_run
+    base = config_from_dict(toy_config(root / "data", strategies=("random",), cycles=1))
+    variants = toy_config(root / "data", cycles=1)
+    variants["strategies"] = ["random", {"name": "entropy", "label": "entropy-mean",
+                                         "options": {"reduction": "mean"}}]
+    source = config_from_dict(variants)
+    extended = base.extended(["entropy-mean", "random"], [1, 0], source=source)
+    assert [(s.key, s.name, s.options) for s in extended.strategies] == [
+        ("random", "random", {}), ("entropy-mean", "entropy", {"reduction": "mean"})]
+    assert extended.seeds == [0, 1]
+    different = dict(variants, train={**variants["train"], "epochs": 2})
+    with pytest.raises(ConfigError, match="differs from the run's stored config in train"):
+        base.extended(["entropy-mean"], source=config_from_dict(different))
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        base.extended(["nope"])
+
+
 @pytest.mark.parametrize("preset", preset_names())
 def test_every_preset_is_a_valid_config(preset):
     config = load_loop_config(preset)
@@ -246,3 +298,18 @@ def test_box_budget_spends_ground_truth_boxes(tmp_path):
             assert picked == []
     with pytest.raises(ConfigError, match="budget_unit"):
         config_from_dict({**values, "loop": {**values["loop"], "budget_unit": "hours"}})
+
+
+def test_resume_options_that_would_change_a_run_are_refused(finished_run, capsys):
+    from huale.cli import main
+
+    root, _ = finished_run
+    for argv, message in (
+        (["--out", str(root / "other")], "--out, --cycles and --device cannot change it"),
+        (["--cycles", "5"], "--out, --cycles and --device cannot change it"),
+        (["--config", "synthetic-cpu"], "--config only defines the --strategies to add"),
+        (["--config", "synthetic-cpu", "--strategies", "cald"], "differs from the run's stored config in data"),
+    ):
+        assert main(["-q", "loop", "--resume", str(root / "run"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1

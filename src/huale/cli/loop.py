@@ -14,17 +14,24 @@ EXAMPLES = (
     "  huale loop --config synthetic-cpu --out runs/synth       # a preset shipped with huale\n"
     "  huale loop --config my.yaml --out runs/exp --seeds 0 1 --strategies random huale\n"
     "  huale loop --resume runs/synth                          # continue after a crash\n"
+    "  huale loop --resume runs/exp --strategies entropy cald   # add baselines to a run: they\n"
+    "                                                          # reuse its cycle-0 models\n"
+    "  huale loop --resume runs/exp --config my.yaml --strategies my-variant --seeds 3 4\n"
 )
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = add_command_parser(sub, "loop", HELP, EXAMPLES)
-    p.add_argument("--config", help="YAML config file, or the name of a preset shipped with huale (src/huale/presets/)")
+    p.add_argument("--config", help="YAML config file, or the name of a preset shipped with huale (src/huale/presets/); "
+                   "with --resume, only where added --strategies labels are defined (its other sections must "
+                   "match the run's)")
     p.add_argument("--out", type=Path, help="run folder (new)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run folder")
-    p.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
+    p.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds; with --resume, add these "
+                   "seeds to the run")
     p.add_argument("--strategies", nargs="+", help="run only these strategies: labels of the config's strategies "
-                   "(keeping their options) or registered names")
+                   "(keeping their options) or registered names; with --resume, add these to the run (the run "
+                   "then goes on over all its strategies and seeds)")
     p.add_argument("--cycles", type=int, help="override loop.cycles")
     p.add_argument("--device", help="override the config's device (cpu, cuda, auto)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -37,9 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from huale.reports import write_report
 
     if args.resume:
-        if args.config or args.out or args.seeds or args.strategies or args.cycles or args.device:
-            raise ConfigError("--resume continues a run with its stored config: give no other option")
-        records, run_dir = resume_run(args.resume, progress=not args.quiet), args.resume
+        if args.out or args.cycles or args.device:
+            raise ConfigError("--resume continues a run with its stored config: --out, --cycles and "
+                              "--device cannot change it (--strategies and --seeds add to it)")
+        if args.config and not args.strategies:
+            raise ConfigError("with --resume, --config only defines the --strategies to add: give --strategies")
+        source = load_loop_config(args.config) if args.config else None
+        records = resume_run(args.resume, progress=not args.quiet, add_strategies=args.strategies,
+                             add_seeds=args.seeds, source=source)
+        run_dir = args.resume
     else:
         if not (args.config and args.out):
             raise ConfigError("give --config and --out for a new run, or --resume RUN_DIR")

@@ -39,7 +39,7 @@ from huale.data.splits import sample_ids
 from huale.data.textfiles import read_list_file
 from huale.engine.evaluate import evaluate_model
 from huale.engine.loop_config import DataSpec, LoopConfig, LoopSpec, StrategySpec, config_from_dict
-from huale.engine.train import MODEL_NAME, train_detector
+from huale.engine.train import CHECKPOINT_NAME, MODEL_NAME, train_detector
 from huale.errors import ConfigError, DataError
 from huale.inference import ScoringRequest
 from huale.inference.adapters import adapter_class
@@ -138,6 +138,7 @@ class ActiveLearningLoop:
         if (train_dir / MODEL_NAME).is_file():
             model, _ = build_from_checkpoint(train_dir / MODEL_NAME, device=self.device)
             history = json.loads((train_dir / "history.json").read_text())["history"]
+            self._drop_checkpoint(train_dir)  # a kill may have come between model.pt and the drop
             return model, float(sum(h["seconds"] for h in history))
         model = self._build_model(labeled.num_classes, _cycle_seed(seed, cycle), init_from,
                                   class_counts=labeled.class_counts().tolist())
@@ -148,7 +149,13 @@ class ActiveLearningLoop:
             model, labeled, train_config, out_dir=train_dir, resume=True, device=self.device,
             progress=self.progress,
         )
+        self._drop_checkpoint(train_dir)
         return model, float(sum(h["seconds"] for h in result.history))
+
+    def _drop_checkpoint(self, train_dir: Path) -> None:
+        """Delete a finished training's checkpoint.pt: only an unfinished training resumes from it."""
+        if not self.config.loop.keep_checkpoints:
+            distributed.run_on_main((train_dir / CHECKPOINT_NAME).unlink, missing_ok=True)
 
     def _evaluate(self, model, test: DetectionDataset, path: Path) -> dict:
         if path.is_file():
@@ -295,11 +302,22 @@ def start_run(config: LoopConfig, run_dir: str | Path, *, progress: bool = True)
         return loop.run()
 
 
-def resume_run(run_dir: str | Path, *, progress: bool = True) -> list[CycleRecord]:
-    """Continue the run in ``run_dir`` from its last finished step, with its stored config."""
+def resume_run(run_dir: str | Path, *, progress: bool = True, add_strategies: list[str] | None = None,
+               add_seeds: list[int] | None = None, source: LoopConfig | None = None) -> list[CycleRecord]:
+    """Continue the run in ``run_dir`` from its last finished step, with its stored config.
+
+    ``add_strategies`` / ``add_seeds`` extend the run first (:meth:`LoopConfig.extended`; labels
+    defined in ``source``): its stored config is rewritten with them, and the run goes on over
+    all its strategies and seeds, so an added strategy reuses the seeds' cycle-0 models and is
+    paired with the strategies already run."""
     run_dir = Path(run_dir)
     with distributed.main_only(FolderLock(run_dir)):
-        return ActiveLearningLoop(load_run_config(run_dir), run_dir, progress=progress).run()
+        config = load_run_config(run_dir)
+        if add_strategies or add_seeds:
+            config = config.extended(add_strategies, add_seeds, source=source)
+            distributed.run_on_main(
+                atomic_write_text, run_dir / CONFIG_NAME, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        return ActiveLearningLoop(config, run_dir, progress=progress).run()
 
 
 def load_run_config(run_dir: str | Path) -> LoopConfig:

@@ -90,7 +90,11 @@ class LoopSpec:
     trained on; every cycle is evaluated on it and on the test split. A fraction in (0, 1) of
     the pool (a seeded random subset, ``validation_seed``, the same for every run seed), or the
     path of a text file of image ids, one per line (relative paths: to the config file). Option
-    choices (a strategy's settings) are made on its numbers, the test split reports them."""
+    choices (a strategy's settings) are made on its numbers, the test split reports them.
+
+    keep_checkpoints: keep each training's ``checkpoint.pt`` (weights plus optimizer state, about
+    twice ``model.pt``) after the training has finished; by default it is deleted then, since
+    only an unfinished training resumes from it."""
 
     initial: float = 0.1
     budget: int = 50
@@ -100,6 +104,7 @@ class LoopSpec:
     budget_unit: str = "images"
     validation: float | str | None = None
     validation_seed: int = 0
+    keep_checkpoints: bool = False
 
     def cycle_train_config(self, train: TrainConfig, cycle: int) -> TrainConfig:
         """The training config of ``cycle``: ``train`` with ``initial_train`` applied at cycle 0."""
@@ -153,6 +158,29 @@ class LoopConfig:
         mine = {spec.key: spec for spec in self.strategies}
         specs = _strategies([asdict(mine[k]) if k in mine else k for k in keys])
         return replace(self, strategies=specs).validate()
+
+    def extended(self, strategy_keys: list[str] | None = None, seeds: list[int] | None = None,
+                 source: LoopConfig | None = None) -> LoopConfig:
+        """This run's config with more strategies and seeds (the ones it has are kept; so are
+        their results). A key names one of this config's strategies, one of ``source``'s (a
+        config file that defines labelled variants), or a registered strategy with default
+        options. ``source`` must agree with this config in everything but strategies and seeds,
+        so that the added strategies share the run's cycle-0 models and test conditions."""
+        if source is not None:
+            differing = [name for name in _PROTOCOL_SECTIONS if getattr(source, name) != getattr(self, name)]
+            if differing:
+                raise ConfigError(
+                    f"the config differs from the run's stored config in {', '.join(differing)}: "
+                    "a run can only gain strategies and seeds"
+                )
+        mine = {spec.key for spec in self.strategies}
+        known = {spec.key: spec for spec in (source.strategies if source else [])}
+        known.update({spec.key: spec for spec in self.strategies})
+        added = _strategies([
+            asdict(known[k]) if k in known else k for k in dict.fromkeys(strategy_keys or []) if k not in mine
+        ])
+        more_seeds = [int(s) for s in dict.fromkeys(seeds or []) if int(s) not in self.seeds]
+        return replace(self, strategies=self.strategies + added, seeds=self.seeds + more_seeds).validate()
 
     def validate(self) -> LoopConfig:
         from huale.engine.evaluate import check_metrics
@@ -210,6 +238,10 @@ class LoopConfig:
             # unknown names/options, and needs the detector cannot give, fail now, not at cycle 1
             check_needs(spec.name, build_strategy(spec.name, **spec.options).needs, detector)
         return self
+
+
+# what fixes a run's protocol: a run may gain strategies and seeds, never change these
+_PROTOCOL_SECTIONS = ("data", "model", "train", "loop", "metrics", "scoring")
 
 
 def _strategies(values: Any) -> list[StrategySpec]:
