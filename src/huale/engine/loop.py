@@ -74,6 +74,9 @@ def environment(device: torch.device) -> dict:
         "torchvision": torchvision.__version__,
         "platform": platform.platform(),
         "device": str(device),
+        "cpu": _cpu_model(),
+        # the vector kernels torch picked (AVX2, AVX512...): CPU results depend on them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_threads": torch.get_num_threads(),
         "processes": distributed.world_size(),
     }
@@ -81,6 +84,18 @@ def environment(device: torch.device) -> dict:
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
     return env
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _seed_everything(seed: int) -> None:
