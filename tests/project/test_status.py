@@ -49,3 +49,18 @@ def test_unfinished_round_with_other_options_is_refused(project, capsys):
     assert "round 1 is unfinished and was started with budget=3 (now 5)" in err
     assert main(["status", str(project.root)]) == 0
     assert "round 1 is unfinished" in capsys.readouterr().out
+
+
+def test_learning_curve_draws_a_zero_width_band_that_rounding_inverted(project, tmp_path):
+    """An exact fit's 80% band has zero width; rounding can put the point estimate a hair
+    outside it (CI saw gain - gain_low = -5.6e-15), which matplotlib's errorbar refuses."""
+    import dataclasses
+
+    from huale.project.status import write_learning_curve
+
+    _rounds(project, [1 - 0.8 * (n / 10) ** -0.5 for n in (10, 20, 40)], [10, 20, 40])
+    status = project_status(project)
+    fit = status.fit
+    inverted = dataclasses.replace(fit, gain_low=fit.gain + 5.6e-15, gain_high=fit.gain - 5.6e-15)
+    path = write_learning_curve(project, dataclasses.replace(status, fit=inverted), tmp_path / "curve.png")
+    assert path.stat().st_size > 10_000
