@@ -126,8 +126,8 @@ def write_learning_curve(project: Project, status: ProjectStatus, path: Path | N
                 label=f"fit 1 - mAP = {fit.b:.2g} n^-{fit.c:.2g}" + ("" if fit.trustworthy else " (not trustworthy)"))
         ax.fill_between(grid, 100 * low, 100 * high, color="tab:orange", alpha=0.2, label="80% band")
         ax.errorbar([fit.n_next], [100 * (y[-1] + fit.gain)],
-                    # An exact fit has a zero-width band that rounding can make slightly negative,
-                    # which matplotlib refuses.
+                    # The point estimate can sit a hair outside the sampled band (an exact fit's
+                    # band has zero width and rounding inverts it); matplotlib refuses negative bars.
                     yerr=[[100 * max(0.0, fit.gain - fit.gain_low)], [100 * max(0.0, fit.gain_high - fit.gain)]],
                     fmt="s", color="tab:red", capsize=4, label="expected after the next round")
     ax.set_xlabel("labeled images")
