@@ -1,6 +1,6 @@
 import pytest
 
-from huale.errors import DataError
+from huale.errors import ConfigError, DataError
 from huale.reports import CycleRecord, learning_curves, load_records, summary_markdown, write_report
 from huale.reports.tables import area_under_curve, mean_gain, seed_gains
 
@@ -70,3 +70,16 @@ def test_bad_folders(tmp_path):
     (bad / "record.json").write_text("{broken")
     with pytest.raises(DataError, match="record.json"):
         load_records([tmp_path])
+
+
+def test_choose_naming_a_strategy_no_record_holds_is_refused(tmp_path, capsys):
+    """A misspelt variant would otherwise give a report that silently makes no choice."""
+    from huale.cli import main
+
+    _write_run(tmp_path)
+    with pytest.raises(ConfigError, match="'huale-mu9', which no record holds; the records hold huale, random"):
+        write_report([tmp_path], choose=[["huale", "huale-mu9"]])
+    assert not (tmp_path / "report.md").exists()
+    assert main(["report", str(tmp_path), "--choose", "huale", "huale-mu9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "huale-mu9" in err

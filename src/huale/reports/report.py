@@ -6,6 +6,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from huale.errors import ConfigError
 from huale.io import atomic_write_bytes, atomic_write_text
 from huale.reports.records import load_records
 from huale.reports.tables import METRIC_NAMES, learning_curves, splits_in, summary_markdown
@@ -52,6 +53,11 @@ def write_report(
     ``learning_curve_validation.png`` (when the run holds a validation split out).
     ``choose``: groups of strategy variants chosen on validation (see ``summary_markdown``)."""
     records = load_records(run_dirs)
+    held = sorted({r.strategy for r in records})
+    unknown = [name for group in choose for name in group if name not in held]
+    if unknown:
+        raise ConfigError(f"--choose names {', '.join(map(repr, unknown))}, which no record holds; "
+                          f"the records hold {', '.join(held)}")
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dirs[0])
     name = METRIC_NAMES[metric]
     paths: dict[str, Path] = {}
