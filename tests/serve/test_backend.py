@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from huale.serve.backend import ProjectBackend, ServeOptions
-from huale.serve.errors import NotReady, TaskError
+from huale.serve.errors import NotReady, TaskError, TaskFailure, UpstreamError
 from huale.serve.images import LabelStudioHost
 from tests.serve.projects import copy_project, make_project
 
@@ -130,6 +130,54 @@ def test_label_config_names_are_used(backend, project):
 def test_unknown_or_malformed_tasks_are_task_errors(backend, task, message):
     with pytest.raises(TaskError, match=message):
         backend.predict([task])
+
+
+def test_a_bad_task_in_a_batch_fails_alone(backend, project, tmp_path):
+    """A refused, malformed or unreadable task gets a TaskFailure at its position; the other
+    tasks of the batch get the predictions they get without it."""
+    import dataclasses
+
+    # pool image img3.png unreadable since the round (the pool folder is shared by the tests:
+    # the backend reads a damaged copy instead)
+    damaged = tmp_path / "img3.png"
+    damaged.write_bytes(b"not a png")
+    backend._pool["img3.png"] = dataclasses.replace(backend._pool["img3.png"], path=damaged)
+    good = [pool_task(project, "img0.png", 1), pool_task(project, "img5.png", 2)]
+    batch = [good[0], {"id": 7, "data": {"image": "/etc/passwd"}}, good[1],
+             pool_task(project, "img3.png", 8), "not a task"]
+    answers = backend.predict(batch)
+    assert len(answers) == 5
+    assert [answers[0], answers[2]] == backend.predict(good)
+    failures = {a.index: a for a in answers if isinstance(a, TaskFailure)}
+    assert sorted(failures) == [1, 3, 4]
+    assert failures[1].task_id == 7 and "refused" in str(failures[1].error)
+    assert failures[3].task_id == 8 and "cannot read its image" in str(failures[3].error)
+    assert failures[4].task_id == "#4" and "not a JSON object" in str(failures[4].error)
+    assert all(isinstance(f.error, TaskError) for f in failures.values())
+
+
+def test_a_batch_with_no_answerable_task_fails_naming_them(backend):
+    bad = [{"id": k, "data": {"image": f"/etc/x{k}.png"}} for k in range(5)]
+    with pytest.raises(TaskError, match=r"none of the 5 tasks .*task 0: .*task 2: .*and 2 more"):
+        backend.predict(bad)
+
+
+def test_label_studio_failing_to_deliver_one_image_spares_the_batch(project):
+    """A task whose image Label Studio cannot deliver (here: nothing listens) is an
+    UpstreamError for that task only."""
+    import socket
+
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    host = LabelStudioHost.parse(f"http://127.0.0.1:{port}", "tok")
+    backend = ProjectBackend(project, label_studio=host, options=OPTIONS)
+    answers = backend.predict([{"id": 9, "data": {"image": "/data/upload/1/a.png"}},
+                               pool_task(project, "img0.png", 1)])
+    assert isinstance(answers[0], TaskFailure) and isinstance(answers[0].error, UpstreamError)
+    assert answers[1]["model_version"] == "huale-round-001"
+    with pytest.raises(UpstreamError, match="task 9"):
+        backend.predict([{"id": 9, "data": {"image": "/data/upload/1/a.png"}}])
 
 
 def test_an_image_from_label_studio_is_scored_live(project, tmp_path):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from huale.serve.errors import NotReady, TaskError
+from huale.serve.errors import NotReady, TaskError, TaskFailure, UpstreamError
 from huale.serve.http import MLBackendApp
 from huale.serve.images import ImageRefused
 from tests.serve.conftest import serving
@@ -120,6 +120,29 @@ def test_backend_errors_map_to_statuses(client, backend, error, status):
     reply = client.post("/predict", {"tasks": [{"id": 7}]})
     assert reply.status == status
     assert reply.body["error"] == str(error)
+
+
+def test_a_failed_task_is_an_empty_result_and_an_error_entry(client, backend):
+    """Label Studio stores one prediction per dict and none for ``[]``: the failed tasks get
+    ``[]`` at their place, the reason in ``errors``, the others their prediction."""
+    class PartlyFailing(ScriptedBackend):
+        def predict(self, tasks, label_config=None):
+            answers = super().predict(tasks)
+            answers[1] = TaskFailure(1, 12, TaskError("task 12: image '/etc/x' is refused"))
+            answers[2] = TaskFailure(2, "#2", UpstreamError("task #2: Label Studio answered 500"))
+            return answers
+
+    with serving(MLBackendApp(PartlyFailing())) as c:
+        reply = c.post("/predict", {"tasks": [{"id": 11}, {"id": 12}, {}, {"id": 14}]})
+    assert reply.status == 200
+    results = reply.body["results"]
+    assert results[1] == [] and results[2] == []
+    assert results[0]["score"] == 0.0 and results[3]["score"] == 0.75
+    assert reply.body["errors"] == [
+        {"task": 12, "index": 1, "status": 400, "error": "task 12: image '/etc/x' is refused"},
+        {"task": "#2", "index": 2, "status": 502, "error": "task #2: Label Studio answered 500"},
+    ]
+    assert "errors" not in client.post("/predict", {"tasks": [{"id": 1}]}).body
 
 
 @pytest.mark.parametrize("crash", [RuntimeError("boom"), MemoryError(), SystemExit(3),

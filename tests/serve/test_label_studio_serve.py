@@ -3,7 +3,8 @@
 Label Studio refuses ML backends on reserved addresses unless started with
 ``ML_BLOCK_LOCAL_IP=false`` and ``SSRF_PROTECTION_ENABLED=false``. The test connects the
 backend through the API (basic auth: the token as password), runs the Data Manager's
-"Retrieve predictions" action, checks what Label Studio stored, saves an annotation through the
+"Retrieve predictions" action, checks what Label Studio stored (a prediction for every task
+but the one whose image huale refuses), saves an annotation through the
 API and waits for the webhook Label Studio registered for the backend to bring it into the
 project's labeled set, then presses "Start training" and waits for round 2 to be served.
 """
@@ -96,6 +97,10 @@ def test_label_studio_predictions_webhook_and_training(label_studio, served):
     ls.call("POST", f"/api/projects/{pid}/import",
             [{"data": {"image": f"/data/local-files/?d=pool/{name}"}} for name in pool_ids])
     upload_image(ls, pid, "upload.png", (project.pool / pool_ids[0]).read_bytes())
+    # and one task huale must refuse (an image on another host): it gets no prediction, and
+    # the tasks sent with it in the same batch still get theirs
+    outside = "http://198.51.100.7/elsewhere.png"
+    ls.call("POST", f"/api/projects/{pid}/import", [{"data": {"image": outside}}])
 
     ml = ls.call("POST", "/api/ml", {
         "url": server.url, "project": pid, "title": "huale", "auth_method": "BASIC_AUTH",
@@ -111,10 +116,13 @@ def test_label_studio_predictions_webhook_and_training(label_studio, served):
     # Data Manager > Actions > Retrieve predictions, on every task
     done = ls.call("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
                    {"selectedItems": {"all": True, "excluded": []}})
-    assert done.get("processed_items") == 11, done
+    assert done.get("processed_items") == 12, done
     tasks = ls.call("GET", f"/api/tasks?project={pid}&fields=all&page_size=100")
     tasks = tasks["tasks"] if isinstance(tasks, dict) else tasks
-    assert len(tasks) == 11
+    assert len(tasks) == 12
+    [refused] = [t for t in tasks if t["data"]["image"] == outside]
+    assert refused["predictions"] == []
+    tasks = [t for t in tasks if t is not refused]
     selection = json.loads((project.round_dir(1) / "selection.json").read_text())
     ranking = Ranking.from_selection(selection["ranking"])
     by_name = {}

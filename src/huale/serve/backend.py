@@ -7,7 +7,10 @@
 - :meth:`~ProjectBackend.predict`: one prediction per task, in task order: the served model's
   detections (original view, score >= the round's pre-annotation threshold) as
   ``rectanglelabels`` regions, and a ``score`` that puts the most informative task first
-  (:mod:`huale.serve.ranking`);
+  (:mod:`huale.serve.ranking`). A task whose image cannot be had (refused, missing, unreadable,
+  Label Studio failing to deliver it) gets a :class:`~.errors.TaskFailure` in its place and the
+  rest of the batch is answered; only when no task of the request can be answered does the
+  request fail;
 - :meth:`~ProjectBackend.handle_event`: ``ANNOTATION_CREATED`` / ``ANNOTATION_UPDATED`` (and the
   batch ``ANNOTATIONS_CREATED``) merge the task's annotation into the project's labeled set
   through :func:`huale.project.ingest.ingest_label_studio`, the code of ``huale ingest``;
@@ -40,7 +43,7 @@ from huale.io import atomic_write_json
 from huale.labeling.regions import ConfigNames, config_names, rectangle_regions
 from huale.locking import FolderLockedError
 from huale.predictions import Needs, PredictionRecord
-from huale.serve.errors import NotReady, TaskError, UpstreamError
+from huale.serve.errors import NotReady, TaskError, TaskFailure, UpstreamError
 from huale.serve.images import ImageFetchError, ImageRefused, ImageSource, LabelStudioHost
 from huale.serve.models import ModelPool
 from huale.serve.project import (
@@ -193,8 +196,10 @@ class ProjectBackend:
         }
 
     # ------------------------------------------------------------------ /predict
-    def predict(self, tasks: list[Any], label_config: Any = None) -> list[dict[str, Any]]:
-        """One prediction per task, in order (see module docstring)."""
+    def predict(self, tasks: list[Any], label_config: Any = None
+                ) -> list[dict[str, Any] | TaskFailure]:
+        """One prediction per task, in order, or a :class:`TaskFailure` for a task that cannot
+        be answered (see module docstring). Raises the error itself when every task fails."""
         loaded = self._current()
         if loaded.models is None:
             raise NotReady(
@@ -204,33 +209,52 @@ class ProjectBackend:
         if len(tasks) > self.options.max_tasks:
             raise TaskError(f"{len(tasks)} tasks in one request; the limit is {self.options.max_tasks}")
         names = config_names(label_config) if label_config else self._names
-        items = [self._task_image(i, task, names) for i, task in enumerate(tasks)]
+        failures: dict[int, TaskFailure] = {}
+        items = []
+        for i, task in enumerate(tasks):
+            try:
+                items.append(self._task_image(i, task, names))
+            except (TaskError, UpstreamError) as exc:
+                failures[i] = TaskFailure(i, _task_id(task, i), exc)
         ranking = loaded.round.ranking
         ranked = [t for t in items if t.pool_id is not None and t.pool_id in ranking]
         live = [t for t in items if not (t.pool_id is not None and t.pool_id in ranking)]
 
-        records = self._infer(loaded, ranked, Needs())
-        scores = {t.index: ranking.prediction_score(t.pool_id) for t in ranked}
+        records = self._infer(loaded, ranked, Needs(), failures)
+        scores = {t.index: ranking.prediction_score(t.pool_id) for t in ranked
+                  if t.index in records}
+        live = [t for t in live if t.index not in failures]
         if live:
             needs = loaded.strategy.needs
-            live_records = self._infer(loaded, live, needs)
+            live_records = self._infer(loaded, live, needs, failures)
             records.update(live_records)
-            context = self._context(loaded, needs)
-            unique = {r.image_id: r for r in live_records.values()}
-            verdicts = {v.image_id: v for v in loaded.strategy.score(list(unique.values()), context)}
-            for t in live:
-                verdict = verdicts[live_records[t.index].image_id]
-                scores[t.index] = ranking.live_score(verdict.score, verdict.stage)
+            if live_records:
+                context = self._context(loaded, needs)
+                unique = {r.image_id: r for r in live_records.values()}
+                verdicts = {v.image_id: v
+                            for v in loaded.strategy.score(list(unique.values()), context)}
+                for index, record in live_records.items():
+                    verdict = verdicts[record.image_id]
+                    scores[index] = ranking.live_score(verdict.score, verdict.stage)
+        for failure in failures.values():
+            log.warning("/predict: no prediction for task %s: %s", failure.task_id, failure.error)
+        if tasks and len(failures) == len(tasks):
+            raise _all_failed([failures[i] for i in range(len(tasks))])
 
         threshold = loaded.round.preannotation_threshold
-        predictions = []
-        for t in items:
-            dets = records[t.index].original
+        predictions: list[dict[str, Any] | TaskFailure] = []
+        answered = {t.index: t for t in items}
+        for index in range(len(tasks)):
+            if index in failures:
+                predictions.append(failures[index])
+                continue
+            t = answered[index]
+            dets = records[index].original
             dets = dets.select(dets.scores >= threshold)
             predictions.append(
                 {
                     "model_version": loaded.round.model_version,
-                    "score": scores[t.index],
+                    "score": scores[index],
                     "result": rectangle_regions(
                         dets, t.record.width, t.record.height, loaded.class_names, names,
                         id_prefix=f"huale-{t.task_id}-",
@@ -243,7 +267,7 @@ class ProjectBackend:
         """The image of ``task`` (refused -> 400, Label Studio failing to deliver it -> 502)."""
         if not isinstance(task, dict):
             raise TaskError(f"task #{index} is not a JSON object")
-        task_id = task.get("id", f"#{index}")
+        task_id = _task_id(task, index)
         data = task.get("data")
         if not isinstance(data, dict):
             raise TaskError(f"task {task_id}: no \"data\" object")
@@ -268,9 +292,10 @@ class ProjectBackend:
             record = ImageRecord(f"label-studio-task-{task_id}", found.path, width, height)
         return _TaskImage(index, task_id, record, found.pool_id)
 
-    def _infer(self, loaded: _Loaded, items: Sequence[_TaskImage], needs: Needs
-               ) -> dict[int, PredictionRecord]:
-        """Prediction records of ``items`` (by item index) with the views ``needs`` asks for."""
+    def _infer(self, loaded: _Loaded, items: Sequence[_TaskImage], needs: Needs,
+               failures: dict[int, TaskFailure]) -> dict[int, PredictionRecord]:
+        """Prediction records of ``items`` (by item index) with the views ``needs`` asks for;
+        an item whose image cannot be read is added to ``failures`` instead."""
         if not items:
             return {}
         from huale.inference import ScoringReport, score_pool
@@ -292,7 +317,9 @@ class ProjectBackend:
             record = by_id.get(t.record.image_id)
             if record is None:
                 reason = dict(report.skipped).get(t.record.image_id, "unreadable")
-                raise TaskError(f"task {t.task_id}: cannot read its image ({reason})")
+                error = TaskError(f"task {t.task_id}: cannot read its image ({reason})")
+                failures[t.index] = TaskFailure(t.index, t.task_id, error)
+                continue
             out[t.index] = record
         return out
 
@@ -464,6 +491,22 @@ class ProjectBackend:
 
     def _write_state(self, name: str, value) -> None:
         atomic_write_json(self.serve_dir / name, value)
+
+
+def _task_id(task: Any, index: int) -> Any:
+    """Label Studio's id of ``task``, or ``#index`` (its position) when it has none."""
+    return task.get("id", f"#{index}") if isinstance(task, dict) else f"#{index}"
+
+
+def _all_failed(failures: list[TaskFailure]) -> HualeError:
+    """The error of a request none of whose tasks could be answered: the task's own error for
+    one task; for more, one of the first task's kind that names the first few."""
+    first = failures[0].error
+    if len(failures) == 1:
+        return first
+    shown = "; ".join(str(f.error) for f in failures[:3])
+    more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+    return type(first)(f"none of the {len(failures)} tasks could be predicted: {shown}{more}")
 
 
 def _annotated_tasks(event: str, payload: dict[str, Any]) -> list[dict]:

@@ -3,6 +3,9 @@ error to its status (bad task 400, not ready 503, Label Studio failing 502)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from huale.errors import HualeError
 
 
@@ -17,3 +20,13 @@ class NotReady(HualeError):
 
 class UpstreamError(HualeError):
     """Label Studio did not deliver what the request needs (an image)."""
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """One task of a /predict batch that got no prediction: its position, Label Studio id and
+    the error (a :class:`TaskError` or :class:`UpstreamError`). The other tasks are answered."""
+
+    index: int
+    task_id: Any
+    error: HualeError

@@ -6,7 +6,10 @@ never sees a request. Routes (JSON in, JSON out):
 - ``GET /health`` (and ``GET /``): ``{"status": "UP", ...}`` plus the backend's state (model
   version, background training round).
 - ``POST /setup``: ``{"model_version": ...}`` (Label Studio sends ``project``, ``schema``, ...).
-- ``POST /predict``: ``{"tasks": [...]}`` -> ``{"results": [prediction per task], "model_version"}``.
+- ``POST /predict``: ``{"tasks": [...]}`` -> ``{"results": [prediction per task], "model_version"}``;
+  a task the backend could not answer gets ``[]`` (Label Studio then stores no prediction for it)
+  and an entry in ``"errors"`` (``task``, ``index``, ``status``, ``error``) while the other tasks
+  are answered; a request none of whose tasks can be answered fails as a whole (below).
 - ``POST /webhook``: ``{"action": EVENT, ...}`` -> ``{"status": "ok", "result": ...}``;
   ``POST /train`` (what older Label Studio versions call for "Start training") is the
   ``START_TRAINING`` event.
@@ -85,7 +88,8 @@ class Backend(Protocol):
 
     def setup(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
-    def predict(self, tasks: list[Any], label_config: Any = None) -> list[dict[str, Any]]: ...
+    def predict(self, tasks: list[Any], label_config: Any = None) -> list[Any]:
+        """One prediction dict per task, or a :class:`huale.serve.errors.TaskFailure`."""
 
     @property
     def model_version(self) -> str | None: ...
@@ -244,8 +248,23 @@ class MLBackendApp:
         tasks = data.get("tasks")
         if not isinstance(tasks, list):
             raise HTTPError('"tasks" must be a list of Label Studio tasks')
-        results = self.backend.predict(tasks, data.get("label_config"))
-        return 200, {"results": results, "model_version": self.backend.model_version}
+        from huale.serve.errors import TaskFailure
+
+        results, errors = [], []
+        for answer in self.backend.predict(tasks, data.get("label_config")):
+            if isinstance(answer, TaskFailure):
+                # an empty list: Label Studio stores no prediction for the task (and asks again
+                # later); "errors" says why, for whoever reads the response
+                results.append([])
+                errors.append({"task": answer.task_id, "index": answer.index,
+                               "status": self._status_of(answer.error) or 500,
+                               "error": str(answer.error)})
+            else:
+                results.append(answer)
+        body = {"results": results, "model_version": self.backend.model_version}
+        if errors:
+            body["errors"] = errors
+        return 200, body
 
     def _webhook(self, environ: dict) -> tuple[int, Any]:
         data = self._json_body(environ)
