@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from huale.engine import loop as loop_module
-from huale.engine.loop import resume_run, start_run
+from huale.engine.loop import MACHINE_KEYS, resume_run, start_run
 from huale.engine.loop_config import config_from_dict, load_loop_config
 from huale.errors import ConfigError, DataError
 from huale.presets import preset_names
@@ -60,6 +60,8 @@ def test_first_cycle_is_shared_between_strategies(finished_run):
     env = json.loads((root / "run" / "environment.json").read_text())
     assert {"torch", "torchvision", "huale", "device", "cpu", "cpu_capability"} <= set(env)
     assert env["cpu"] and env["cpu_capability"]  # CPU results depend on the kernels torch picked
+    # every record names its machine, so that a report can check what it pairs
+    assert all(r.machine == {k: env[k] for k in MACHINE_KEYS if k in env} for r in records)
 
 
 def test_report_of_a_run(finished_run):
@@ -67,6 +69,7 @@ def test_report_of_a_run(finished_run):
     paths = write_report([root / "run"])
     text = paths["markdown"].read_text()
     assert "| random |" in text and "| entropy |" in text and "gain vs random" in text
+    assert "Every record ran on one machine:" in text
 
 
 def test_existing_run_is_not_overwritten_and_resume_is_a_no_op(finished_run):

@@ -86,6 +86,18 @@ def environment(device: torch.device) -> dict:
     return env
 
 
+# the environment entries a run's numbers depend on (the same seed on two machines differing in
+# one of them can differ by points of mAP: CPU kernels, thread counts, library versions)
+MACHINE_KEYS = ("device", "gpu", "cpu", "cpu_capability", "cpu_threads", "torch", "torchvision")
+
+
+def machine_fingerprint(device: torch.device) -> dict:
+    """The part of :func:`environment` that a cycle record keeps (``CycleRecord.machine``), so
+    that a report can tell when the runs it pairs came from different machines."""
+    env = environment(device)
+    return {key: env[key] for key in MACHINE_KEYS if key in env}
+
+
 def _cpu_model() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module says."""
     try:
@@ -223,7 +235,7 @@ class ActiveLearningLoop:
                 strategy=spec.key, seed=seed, cycle=cycle, num_labeled=len(labeled_ids),
                 metrics=metrics, train_seconds=train_seconds, score_seconds=score_seconds,
                 labeled_ids=labeled_ids, selected=selected, num_boxes=labeled.num_boxes,
-                validation_metrics=validation_metrics,
+                validation_metrics=validation_metrics, machine=machine_fingerprint(self.device),
             )
             distributed.run_on_main(record.write, self.run_dir)
             records.append(record)

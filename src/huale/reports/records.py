@@ -26,7 +26,9 @@ class CycleRecord:
     run holds none out). selected: the images this cycle's selection added, ``[{"image_id",
     "score", "stage"}]`` (empty at the last cycle, which only trains and evaluates).
     num_boxes: ground-truth boxes of the labeled set (the labeling cost so far); None in records
-    written before it was recorded.
+    written before it was recorded. machine: what the numbers depend on besides the seed
+    (:func:`huale.engine.loop.machine_fingerprint`: device, CPU and its vector kernels, threads,
+    torch versions); None in records written before it was recorded.
     """
 
     strategy: str
@@ -40,6 +42,7 @@ class CycleRecord:
     selected: list[dict] = field(default_factory=list)
     num_boxes: int | None = None
     validation_metrics: dict = field(default_factory=dict)
+    machine: dict | None = None
 
     def split_metrics(self, split: str = "test") -> dict:
         """The metrics of ``split``: "test" or "validation"."""

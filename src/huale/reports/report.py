@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from huale.errors import ConfigError
 from huale.io import atomic_write_bytes, atomic_write_text
+from huale.reports.machines import describe, mixed_seeds
 from huale.reports.records import load_records
 from huale.reports.tables import METRIC_NAMES, learning_curves, splits_in, summary_markdown
+
+log = logging.getLogger(__name__)
 
 
 def plot_learning_curves(curves: dict[str, dict[int, dict]], title: str, x: str = "num_labeled") -> bytes:
@@ -58,6 +62,10 @@ def write_report(
     if unknown:
         raise ConfigError(f"--choose names {', '.join(map(repr, unknown))}, which no record holds; "
                           f"the records hold {', '.join(held)}")
+    for seed, machines in mixed_seeds(records).items():
+        log.warning("seed %d: records from %d machines (%s); its paired gains compare machines "
+                    "too (report.md, Machines)", seed, len(machines),
+                    "; ".join(describe(m) for m in machines))
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dirs[0])
     name = METRIC_NAMES[metric]
     paths: dict[str, Path] = {}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from huale.reports.machines import machines_markdown
 from huale.reports.records import CycleRecord
 from huale.reports.stats import PairedGain, equal_box_gains, image_gains, not_separated, paired_gain
 
@@ -94,12 +95,14 @@ def summary_markdown(
     wins, and, when the records count labeled boxes, mAP against boxes and the gain at equal
     boxes. ``choose``: groups of strategy variants; in each the variant with the highest mean
     gain on the validation split is chosen and reported on the test split. Then per-class AP at
-    the last cycle (test split) and wall time. Values in percent."""
+    the last cycle (test split), wall time and the machines the records name
+    (:mod:`huale.reports.machines`). Values in percent."""
     splits = splits_in(records, metric)
     lines = [_split_markdown(records, metric, baseline, split, title=len(splits) > 1) for split in splits]
     for group in choose:
         lines.append(_choice_markdown(records, metric, baseline, list(group)))
-    lines += [_per_class_markdown(records, metric), _cost_markdown(records)]
+    lines += [_per_class_markdown(records, metric), _cost_markdown(records),
+              machines_markdown(records)]
     return "\n\n".join(line for line in lines if line)
 
 
