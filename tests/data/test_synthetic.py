@@ -273,8 +273,71 @@ def test_interrupted_generation_leaves_no_marker_and_is_redone(tmp_path: Path, m
         {"test_fraction": 0.0},
         {"test_fraction": 1.0},
         {"test_fraction": "0.2"},
+        {"clip_length": 0},
+        {"clip_length": 2.5},
     ],
 )
 def test_bad_parameters_raise_config_error(tmp_path: Path, bad):
     with pytest.raises(ConfigError):
         generate_synthetic(tmp_path / "synth", progress=False, **{"num_images": 4, **bad})
+
+
+def test_without_clips_the_dataset_is_the_one_earlier_versions_wrote(tmp_path: Path):
+    """Golden hashes of the JSON files huale 0.1 wrote before clips existed (the committed
+    benchmarks' data): the default and ``clip_length=1`` still write them."""
+    import hashlib
+
+    golden = {"synthetic.json": "2616cc0bf4bced3dcfeaff90eb41f8b2eeda832733ec9fcb538055136d19ae4e",
+              "train.json": "7b65d5aa21d74472f19e98f6d4177e4dc3b5f10a716884d729aad3ec209ac230",
+              "test.json": "1e66e80073efc224a5f1d1668ff736faa29cd879724aa38b4f48401f2d37bbb9"}
+    for kwargs in ({}, {"clip_length": 1}):
+        out = tmp_path / f"s{len(kwargs)}"
+        info = generate_synthetic(out, num_images=6, seed=0, progress=False, **kwargs)
+        assert "clip_length" not in info.params
+        for name, digest in golden.items():
+            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_clips_are_near_duplicate_frames_and_the_test_split_is_not(tmp_path: Path):
+    clips = generate_synthetic(tmp_path / "clips", num_images=40, seed=2, clip_length=5,
+                               progress=False)
+    plain = generate_synthetic(tmp_path / "plain", num_images=40, seed=2, progress=False)
+    assert clips.params["clip_length"] == 5
+    marker = json.loads((clips.out_dir / "synthetic.json").read_text())
+    assert marker["image_clip"] == {str(i): i // 5 for i in range(30)}  # 30 train images, 6 clips
+    assert "image_clip" not in json.loads((plain.out_dir / "synthetic.json").read_text())
+
+    def pixels(info, i):
+        return np.asarray(Image.open(info.out_dir / f"images/{i:06d}.jpg"), dtype=np.float32)
+
+    # a clip's first frame is the image its index draws; the test split is untouched
+    for i in (0, 5, 25, *range(30, 40)):
+        assert np.array_equal(pixels(clips, i), pixels(plain, i))
+    train = {r.image_id: r for r in read_coco(clips.train_json).records}
+    within, across, matched, boxes = [], [], 0, 0
+    for i in range(29):
+        a, b = pixels(clips, i), pixels(clips, i + 1)
+        (within if (i + 1) % 5 else across).append(float(np.abs(a - b).mean()))
+        if (i + 1) % 5:  # consecutive frames: each box has a same-class box a few px away
+            before, after = train[str(i)], train[str(i + 1)]
+            for box, label in zip(after.boxes, after.labels, strict=True):
+                centre = (box[:2] + box[2:]) / 2
+                near = [np.abs((o[:2] + o[2:]) / 2 - centre).max()
+                        for o, ol in zip(before.boxes, before.labels, strict=True) if ol == label]
+                matched += bool(near) and min(near) <= 10
+                boxes += 1
+    assert max(within) < 0.5 * min(across)  # frames of a clip look alike, clips do not
+    assert boxes > 20 and matched / boxes >= 0.9
+
+
+def test_synth_command_makes_clips(tmp_path: Path, capsys):
+    from huale.cli import main
+
+    out = tmp_path / "video"
+    assert main(["-q", "synth", "--out", str(out), "--images", "8", "--image-size", "64",
+                 "--clip-length", "3", "--test-fraction", "0.25"]) == 0
+    assert "clips of 3 frames" in capsys.readouterr().out
+    assert json.loads((out / "synthetic.json").read_text())["image_clip"] == {
+        "0": 0, "1": 0, "2": 0, "3": 1, "4": 1, "5": 1}
+    assert main(["-q", "synth", "--out", str(tmp_path / "bad"), "--clip-length", "0"]) == 2
+    assert "clip_length must be an integer >= 1" in capsys.readouterr().err

@@ -169,6 +169,11 @@ def test_config_errors_name_the_problem(tmp_path):
         config_from_dict({**values, "train": {"epochz": 1}})
     with pytest.raises(ConfigError, match="no_such_strategy"):
         config_from_dict({**values, "strategies": ["no_such_strategy"]})
+    data = values["data"]
+    with pytest.raises(ConfigError, match="data.synthetic: unknown synthetic option.*'clip_len'"):
+        config_from_dict({**values, "data": {**data, "synthetic": {"clip_len": 3}}})
+    with pytest.raises(ConfigError, match="data.synthetic: synthetic clip_length must be"):
+        config_from_dict({**values, "data": {**data, "synthetic": {"clip_length": 0}}})
     with pytest.raises(ConfigError, match="reinit"):
         config_from_dict({**values, "loop": {"reinit": "sometimes"}})
     path = tmp_path / "bad.yaml"

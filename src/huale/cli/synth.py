@@ -11,6 +11,7 @@ HELP = "Write the synthetic detection dataset (JPEGs + COCO JSON train/test spli
 EXAMPLES = (
     "  huale synth --out data/synth --images 600 --seed 0\n"
     "  huale synth --out data/synth-big --images 5000 --image-size 256\n"
+    "  huale synth --out data/synth-video --images 600 --clip-length 10\n"
 )
 
 
@@ -24,6 +25,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.add_argument("--image-size", type=int, default=192, help="side of the square images, px")
     p.add_argument("--test-fraction", type=float, default=0.25, help="share of images in test.json")
+    p.add_argument("--clip-length", type=int, default=1,
+                   help="cut the train split into clips of this many near-duplicate frames, as "
+                        "pools cut from video are (1: independent images)")
     return p
 
 
@@ -35,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
                      outputs=("images", "train.json", "test.json", MARKER_NAME))
     info = generate_synthetic(
         args.out, num_images=args.images, seed=args.seed, image_size=args.image_size,
-        test_fraction=args.test_fraction, progress=not args.quiet,
+        test_fraction=args.test_fraction, clip_length=args.clip_length, progress=not args.quiet,
     )
-    print(f"wrote {args.images} images to {args.out} ({info.train_json.name}, {info.test_json.name})")
+    clips = f", train split in clips of {args.clip_length} frames" if args.clip_length > 1 else ""
+    print(f"wrote {args.images} images to {args.out} ({info.train_json.name}, "
+          f"{info.test_json.name}{clips})")
     return 0

@@ -28,6 +28,15 @@ Every image is drawn from its own generator ``numpy.random.default_rng([seed, in
 image does not depend on the others and the same seed gives byte-identical files. Sampling what
 to draw (:func:`sample_layout`, pure) is separate from drawing it (:func:`render_layout`).
 
+**Clips** (``clip_length`` > 1, optional): the train split is cut into clips of that many
+consecutive images, as pools cut from video are: a clip's first frame is the image its index
+draws, each later frame is that layout moved a little (:func:`next_frame`: every shape drifts a
+few px and turns a few degrees, the light and the sensor noise change; the background stays),
+so the frames of a clip are near-duplicates whose boxes differ by a few pixels and whose hidden
+objects may differ. The test split stays independent images. ``synthetic.json`` lists each
+train image's clip (``image_clip``). With the default ``clip_length`` 1 the dataset is the one
+earlier versions wrote, byte for byte.
+
 Folder written by :func:`generate_synthetic`::
 
     out_dir/images/000012.jpg   image id "12"
@@ -43,7 +52,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -509,6 +518,44 @@ def render_layout(layout: ImageLayout) -> RenderedImage:
     )
 
 
+# how far a frame moves from the one before it (clips): drift in px at 192 px (scaled with the
+# image side), turn in degrees, relative change of brightness
+FRAME_DRIFT_PX = 2.0
+FRAME_TURN_DEG = 3.0
+FRAME_LIGHT = 0.03
+
+
+def next_frame(layout: ImageLayout, rng: np.random.Generator) -> ImageLayout:
+    """The next frame of a clip: ``layout`` with every shape drifted (normal, sd
+    :data:`FRAME_DRIFT_PX` at 192 px) and turned (sd :data:`FRAME_TURN_DEG`), brightness changed
+    by a few percent and fresh sensor noise; background, colours, sizes and classes stay."""
+    drift = FRAME_DRIFT_PX * layout.image_size / 192
+    shapes = tuple(
+        replace(shape, cx=float(shape.cx + rng.normal(0, drift)),
+                cy=float(shape.cy + rng.normal(0, drift)),
+                angle=float((shape.angle + rng.normal(0, FRAME_TURN_DEG)) % 360))
+        for shape in layout.shapes
+    )
+    brightness = float(np.clip(layout.brightness * (1 + rng.normal(0, FRAME_LIGHT)), 0.8, 1.18))
+    return replace(layout, shapes=shapes, brightness=brightness,
+                   noise_seed=int(rng.integers(2**63 - 1)))
+
+
+def dataset_layout(params: dict, index: int) -> tuple[ImageLayout, int | None]:
+    """Image ``index`` of the dataset with ``params`` and its clip (None: not in a clip)."""
+    seed, size = params["seed"], params["image_size"]
+    clip_length = params.get("clip_length", 1)
+    num_train = params["num_images"] - _num_test(params)
+    if clip_length == 1 or index >= num_train:
+        return sample_layout(np.random.default_rng([seed, index]), size), None
+    clip = index // clip_length
+    first = clip * clip_length
+    layout = sample_layout(np.random.default_rng([seed, first]), size)
+    for frame in range(first + 1, index + 1):  # each frame moves from the one before it
+        layout = next_frame(layout, np.random.default_rng([seed, frame, 1]))
+    return layout, clip
+
+
 def render_image(seed: int, index: int, image_size: int = 192) -> RenderedImage:
     """Image ``index`` of the dataset with ``seed``, drawn from its own generator alone."""
     return render_layout(sample_layout(np.random.default_rng([seed, index]), image_size))
@@ -535,18 +582,40 @@ def _whole_number(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _params(num_images: int, seed: int, image_size: int, test_fraction: float) -> dict:
-    """The generation parameters, validated (:class:`ConfigError`), as stored in synthetic.json."""
+def _params(num_images: int, seed: int, image_size: int, test_fraction: float,
+            clip_length: int = 1) -> dict:
+    """The generation parameters, validated (:class:`ConfigError`), as stored in synthetic.json
+    (``clip_length`` only when it is not 1, so that datasets written before clips existed keep
+    their parameters)."""
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
         raise ConfigError(f"synthetic test_fraction must be a number, got {test_fraction!r}")
     if not 0 < test_fraction < 1:
         raise ConfigError(f"synthetic test_fraction must be in (0, 1), got {test_fraction!r}")
-    return {
+    params = {
         "num_images": _whole_number("num_images", num_images, 2),
         "seed": _whole_number("seed", seed, 0),
         "image_size": _whole_number("image_size", image_size, MIN_IMAGE_SIZE),
         "test_fraction": float(test_fraction),
     }
+    if _whole_number("clip_length", clip_length, 1) != 1:
+        params["clip_length"] = int(clip_length)
+    return params
+
+
+SYNTHETIC_DEFAULTS = {"num_images": 600, "seed": 0, "image_size": 192, "test_fraction": 0.25,
+                      "clip_length": 1}
+
+
+def check_synthetic_options(options: object) -> dict:
+    """The parameters a ``data.synthetic`` mapping of a loop config asks for (its keys are
+    :func:`ensure_synthetic`'s), validated: unknown keys and bad values are a ConfigError."""
+    if not isinstance(options, dict):
+        raise ConfigError(f"synthetic options must be a mapping, got {options!r}")
+    unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown synthetic option(s) {', '.join(map(repr, unknown))}; "
+                          f"known: {', '.join(SYNTHETIC_DEFAULTS)}")
+    return _params(**{**SYNTHETIC_DEFAULTS, **options})
 
 
 def _num_test(params: dict) -> int:
@@ -588,14 +657,16 @@ def generate_synthetic(
     seed: int = 0,
     image_size: int = 192,
     test_fraction: float = 0.25,
+    clip_length: int = 1,
     progress: bool = True,
 ) -> SyntheticInfo:
     """Draw the dataset into ``out_dir`` (see the module docstring for the layout), replacing it.
 
-    The last ``test_fraction`` of the images form the test split. ``synthetic.json`` is removed
-    first and written last, so an interrupted run is never mistaken for a finished one.
+    The last ``test_fraction`` of the images form the test split; ``clip_length`` > 1 cuts the
+    train split into clips of near-duplicate frames. ``synthetic.json`` is removed first and
+    written last, so an interrupted run is never mistaken for a finished one.
     """
-    params = _params(num_images, seed, image_size, test_fraction)
+    params = _params(num_images, seed, image_size, test_fraction, clip_length)
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -607,10 +678,13 @@ def generate_synthetic(
     records: list[ImageRecord] = []
     hidden = {"train": 0, "test": 0}
     difficulty: dict[str, float] = {}
+    clips: dict[str, int] = {}
     for index in tqdm(
         range(params["num_images"]), desc="synthetic images", unit="img", disable=not progress
     ):
-        layout = sample_layout(np.random.default_rng([params["seed"], index]), params["image_size"])
+        layout, clip = dataset_layout(params, index)
+        if clip is not None:
+            clips[str(index)] = clip
         rendered = render_layout(layout)
         path = out_dir / _file_name(index, params["num_images"])
         Image.fromarray(rendered.pixels).save(
@@ -651,6 +725,8 @@ def generate_synthetic(
         "min_visible_fraction": MIN_VISIBLE_FRACTION,
         "image_difficulty": difficulty,
     }
+    if clips:
+        marker["image_clip"] = clips
     atomic_write_json(out_dir / MARKER_NAME, marker)
     log.info(
         "synthetic dataset: %d images (%d train, %d test) in %s",
@@ -669,11 +745,12 @@ def ensure_synthetic(
     seed: int = 0,
     image_size: int = 192,
     test_fraction: float = 0.25,
+    clip_length: int = 1,
     progress: bool = True,
 ) -> SyntheticInfo:
     """The dataset in ``out_dir`` as :func:`generate_synthetic` would write it, drawn only if
     ``synthetic.json`` is missing, was made with other parameters, or a file it lists is gone."""
-    params = _params(num_images, seed, image_size, test_fraction)
+    params = _params(num_images, seed, image_size, test_fraction, clip_length)
     out_dir = Path(out_dir)
     marker_path = out_dir / MARKER_NAME
     try:

@@ -217,6 +217,13 @@ class LoopConfig:
             LossConfig.check(self.model.loss)  # class_balanced counts: each cycle's labeled set
         except ConfigError as exc:
             problems.append(f"model.loss: {exc}")
+        if self.data.synthetic is not None:
+            from huale.data.synthetic import check_synthetic_options
+
+            try:
+                check_synthetic_options(self.data.synthetic)
+            except ConfigError as exc:
+                problems.append(f"data.synthetic: {exc}")
         if not self.strategies:
             problems.append("at least one strategy is required")
         if not self.seeds:
