@@ -48,6 +48,7 @@ Folder written by :func:`generate_synthetic`::
 from __future__ import annotations
 
 import colorsys
+import inspect
 import json
 import logging
 import math
@@ -602,20 +603,19 @@ def _params(num_images: int, seed: int, image_size: int, test_fraction: float,
     return params
 
 
-SYNTHETIC_DEFAULTS = {"num_images": 600, "seed": 0, "image_size": 192, "test_fraction": 0.25,
-                      "clip_length": 1}
-
-
 def check_synthetic_options(options: object) -> dict:
     """The parameters a ``data.synthetic`` mapping of a loop config asks for (its keys are
-    :func:`ensure_synthetic`'s), validated: unknown keys and bad values are a ConfigError."""
+    :func:`ensure_synthetic`'s, defaults included), validated: unknown keys and bad values are a
+    ConfigError."""
     if not isinstance(options, dict):
         raise ConfigError(f"synthetic options must be a mapping, got {options!r}")
-    unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
+    defaults = {name: p.default for name, p in inspect.signature(ensure_synthetic).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and name != "progress"}
+    unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise ConfigError(f"unknown synthetic option(s) {', '.join(map(repr, unknown))}; "
-                          f"known: {', '.join(SYNTHETIC_DEFAULTS)}")
-    return _params(**{**SYNTHETIC_DEFAULTS, **options})
+                          f"known: {', '.join(defaults)}")
+    return _params(**{**defaults, **options})
 
 
 def _num_test(params: dict) -> int:

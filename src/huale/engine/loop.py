@@ -126,6 +126,7 @@ class ActiveLearningLoop:
         self.run_dir = Path(run_dir)
         self.progress = progress and distributed.is_main()
         self.device = distributed.local_device(resolve_device(config.device))
+        self.machine = machine_fingerprint(self.device)  # named by every cycle record
 
     # ----------------------------------------------------------------- data and models
     def _datasets(self) -> tuple[DetectionDataset, DetectionDataset | None, DetectionDataset]:
@@ -235,7 +236,7 @@ class ActiveLearningLoop:
                 strategy=spec.key, seed=seed, cycle=cycle, num_labeled=len(labeled_ids),
                 metrics=metrics, train_seconds=train_seconds, score_seconds=score_seconds,
                 labeled_ids=labeled_ids, selected=selected, num_boxes=labeled.num_boxes,
-                validation_metrics=validation_metrics, machine=machine_fingerprint(self.device),
+                validation_metrics=validation_metrics, machine=self.machine,
             )
             distributed.run_on_main(record.write, self.run_dir)
             records.append(record)

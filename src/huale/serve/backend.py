@@ -223,7 +223,6 @@ class ProjectBackend:
         records = self._infer(loaded, ranked, Needs(), failures)
         scores = {t.index: ranking.prediction_score(t.pool_id) for t in ranked
                   if t.index in records}
-        live = [t for t in live if t.index not in failures]
         if live:
             needs = loaded.strategy.needs
             live_records = self._infer(loaded, live, needs, failures)
