@@ -63,3 +63,22 @@ def _two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(previous)
+
+
+# Loopback ML backends (huale serve on 127.0.0.1) are refused by Label Studio unless these are off.
+LABEL_STUDIO_LOOPBACK_ML = {"ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"}
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """One real Label Studio for the whole session (installed by ``.ci/setup-label-studio.sh``);
+    each test makes its own project and keeps its files in its own folder under
+    ``label_studio.document_root``."""
+    from tests.labelstudio_server import install, start_label_studio
+
+    reason = install()
+    if reason is not None:
+        pytest.skip(f"Label Studio cannot be installed here: {reason}")
+    server = start_label_studio(tmp_path_factory.mktemp("labelstudio"), LABEL_STUDIO_LOOPBACK_ML)
+    yield server
+    server.stop()

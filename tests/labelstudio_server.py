@@ -1,5 +1,7 @@
 """A real Label Studio for the round-trip test: installed by ``.ci/setup-label-studio.sh`` into
-``.venv-ls/`` and started once per test session on 127.0.0.1 with local-files serving.
+``.venv-ls/`` and started once per test session on 127.0.0.1 with local-files serving (the
+``label_studio`` fixture of ``tests/conftest.py``; every test using it makes its own project and
+keeps its files in its own folder under the document root).
 
 :func:`start_label_studio` returns a :class:`LabelStudio` (base URL, token, the document root
 that local files are served from, and ``call`` for the REST API); ``stop`` ends the server.
@@ -90,8 +92,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_label_studio(root: Path) -> LabelStudio:
-    """Start Label Studio with data in ``root/data`` and local files served from ``root/files``."""
+def start_label_studio(root: Path, extra_env: dict[str, str] | None = None) -> LabelStudio:
+    """Start Label Studio with data in ``root/data`` and local files served from ``root/files``;
+    ``extra_env`` is added to its environment."""
     document_root = root / "files"
     document_root.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -101,6 +104,7 @@ def start_label_studio(root: Path) -> LabelStudio:
         LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=str(document_root),
         PYTHONPATH="",
     )
+    env.update(extra_env or {})
     log = root / "label-studio.log"
     command = [str(VENV / "bin" / "label-studio"), "start", "--no-browser", "--internal-host",
                "127.0.0.1", "--port", str(port), "--data-dir", str(root / "data"),

@@ -12,7 +12,6 @@ project's labeled set, then presses "Start training" and waits for round 2 to be
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 import uuid
@@ -24,29 +23,8 @@ from tests.serve.projects import make_project
 from tests.serve.serving import ServeProcess
 
 pytest.importorskip("huale.project.rounds", reason="needs the project folder (huale round)")
-labelstudio_server = pytest.importorskip("tests.labelstudio_server")
 
 TOKEN = "serve-test-token"
-LOOPBACK_ML = {"ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"}
-
-
-@pytest.fixture(scope="module")
-def label_studio(tmp_path_factory):
-    reason = labelstudio_server.install()
-    if reason is not None:
-        pytest.skip(f"Label Studio cannot be installed here: {reason}")
-    saved = {k: os.environ.get(k) for k in LOOPBACK_ML}
-    os.environ.update(LOOPBACK_ML)  # start_label_studio passes these on to Label Studio
-    try:
-        server = labelstudio_server.start_label_studio(tmp_path_factory.mktemp("ls-serve"))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +32,7 @@ def served(label_studio, tmp_path_factory):
     """A one-round project whose pool lies under Label Studio's document root, served with
     LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY pointing at that Label Studio."""
     project = make_project(tmp_path_factory.mktemp("serve-ls"),
-                           pool=label_studio.document_root / "pool")
+                           pool=label_studio.document_root / "serve-pool")
     server = ServeProcess(project.root, "--auth-token", TOKEN, env={
         "LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.token})
     yield project, server
@@ -95,7 +73,8 @@ def test_label_studio_predictions_webhook_and_training(label_studio, served):
     # every pool image as a task without predictions, as a team importing its whole pool would
     pool_ids = sorted(p.name for p in project.pool.iterdir())
     ls.call("POST", f"/api/projects/{pid}/import",
-            [{"data": {"image": f"/data/local-files/?d=pool/{name}"}} for name in pool_ids])
+            [{"data": {"image": f"/data/local-files/?d={project.pool.name}/{name}"}}
+             for name in pool_ids])
     upload_image(ls, pid, "upload.png", (project.pool / pool_ids[0]).read_bytes())
     # and one task huale must refuse (an image on another host): it gets no prediction, and
     # the tasks sent with it in the same batch still get theirs
