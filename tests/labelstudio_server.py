@@ -1,7 +1,7 @@
-"""A real Label Studio for the round-trip test: installed by ``.ci/setup-label-studio.sh`` into
-``.venv-ls/`` and started once per test session on 127.0.0.1 with local-files serving (the
-``label_studio`` fixture of ``tests/conftest.py``; every test using it makes its own project and
-keeps its files in its own folder under the document root).
+"""A real Label Studio for the round-trip and ``huale serve`` tests: installed by
+``.ci/setup-label-studio.sh`` into ``.venv-ls/`` and started once per test session on 127.0.0.1
+with local-files serving (the ``label_studio`` fixture of ``tests/conftest.py``; every test
+using it makes its own project and keeps its files in its own folder under the document root).
 
 :func:`start_label_studio` returns a :class:`LabelStudio` (base URL, token, the document root
 that local files are served from, and ``call`` for the REST API); ``stop`` ends the server.

@@ -1,7 +1,8 @@
 """A real Label Studio (1.23, its own virtualenv) connected to ``huale serve`` on loopback.
 
 Label Studio refuses ML backends on reserved addresses unless started with
-``ML_BLOCK_LOCAL_IP=false`` and ``SSRF_PROTECTION_ENABLED=false``. The test connects the
+``ML_BLOCK_LOCAL_IP=false`` and ``SSRF_PROTECTION_ENABLED=false`` (the session's Label Studio,
+``label_studio`` in ``tests/conftest.py``, is). The test connects the
 backend through the API (basic auth: the token as password), runs the Data Manager's
 "Retrieve predictions" action, checks what Label Studio stored (a prediction for every task
 but the one whose image huale refuses), saves an annotation through the
