@@ -28,6 +28,9 @@ COMMITTED = {
     "synthetic-cpu-rerun": (["synthetic-cpu-rerun/records"], []),
     "synthetic-cpu-validation": (["synthetic-cpu-validation/records"], HUALE_CHOICE),
     "synthetic-cpu-validation-all-arms": (["synthetic-cpu-validation-all-arms/records"], HUALE_CHOICE),
+    "synthetic-cpu-validation-screening": (
+        ["synthetic-cpu-validation-all-arms/records", "synthetic-cpu-validation-screening/records"],
+        ["--baseline", "hua"]),
 }
 
 
