@@ -40,6 +40,21 @@ def test_curves_gain_and_area(tmp_path):
     assert seed_gains(curves["huale"], curves["random"]) == pytest.approx({0: 0.055, 1: 0.065})
 
 
+def test_gain_column_pairs_seeds_when_the_baseline_ran_more(tmp_path):
+    """A strategy run on seeds 0-1 against a baseline run on seeds 0-2 is compared with the
+    baseline of seeds 0-1 only: a far-off baseline seed 2 must not move its gain."""
+    _write_run(tmp_path)
+    for cycle, value in enumerate([0.30, 0.90, 0.90]):
+        CycleRecord("random", 2, cycle, 100 * (cycle + 1),
+                    {"voc": {"mAP": value, "per_class": {}}}).write(tmp_path)
+    records = load_records([tmp_path])
+    curves = learning_curves(records)
+    # unpaired, the means over seeds would give 0.47 - 0.5733 and 0.57 - 0.64: about -0.087
+    assert mean_gain(curves["huale"], curves["random"]) == pytest.approx(0.06)
+    row = next(line for line in summary_markdown(records).splitlines() if line.startswith("| huale |"))
+    assert "| +6.00 | +5.50, +6.50 |" in row and row.endswith("| 2 |")
+
+
 def test_markdown_and_png(tmp_path):
     _write_run(tmp_path)
     md = summary_markdown(load_records([tmp_path]))

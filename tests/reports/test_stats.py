@@ -10,6 +10,7 @@ from huale.reports.stats import (
     image_gains,
     not_separated,
     paired_gain,
+    pairwise_differences,
     t_critical_975,
     t_interval,
 )
@@ -124,3 +125,40 @@ def test_when_every_pair_overlaps_the_report_says_so(tmp_path):
     extra = [CycleRecord(**{**r.__dict__, "strategy": "hua"}) for r in records if r.strategy == "huale"]
     md = summary_markdown([*records, *extra])
     assert "not separated: all 3 pairs (no strategy is separated from another)." in md
+
+
+def test_strategies_are_compared_with_each_other_paired_by_seed(tmp_path):
+    records = _write(tmp_path)
+    gains = {s: paired_gain(s, image_gains(records, s, "random")) for s in ("huale", "entropy")}
+    [(a, b, d)] = pairwise_differences(gains)
+    # entropy - huale per seed: .10 - .03, .11 - .06, .12 - .00 = .07, .05, .12; mean .08;
+    # sd (n-1) = sqrt((.01² + .03² + .04²) / 2) = sqrt(.0013) = .0360555; se = .0208167;
+    # half = 4.3027 * .0208167 = .0895678 -> [-.0095678, +.1695678]: every seed won, not separated
+    assert (a, b, d.strategy) == ("entropy", "huale", "entropy − huale")
+    assert (d.mean, d.low, d.high) == pytest.approx((0.08, -0.0095678, 0.1695678), abs=1e-6)
+    assert d.wins == 3 and not d.separated_from_baseline
+    # a strategy on fewer seeds is compared on the seeds both ran: hua's mean gain (.035) is
+    # above huale's (.03, over 3 seeds), yet on seeds 0-1 huale is ahead by .01 each time
+    short = paired_gain("hua", {0: 0.02, 1: 0.05})
+    pairs = pairwise_differences({**gains, "hua": short})
+    assert [(x, y) for x, y, _ in pairs] == [("entropy", "hua"), ("entropy", "huale"), ("huale", "hua")]
+    assert pairs[2][2].per_seed == pytest.approx({0: 0.01, 1: 0.01}) and pairs[2][2].wins == 2
+    assert pairwise_differences({"x": paired_gain("x", {0: 0.1}), "y": paired_gain("y", {1: 0.1})}) == []
+
+
+def test_overlapping_intervals_that_the_paired_difference_separates_are_named(tmp_path):
+    records = _write(tmp_path)
+    # hua = huale - 0.01 at every cycle >= 1 of every seed: its interval against random overlaps
+    # huale's, yet huale - hua = +0.01 on every seed (sd 0): the paired difference separates them
+    extra = [CycleRecord(**{**r.__dict__, "strategy": "hua",
+                            "metrics": {"voc": {"mAP": r.metrics["voc"]["mAP"] - (0.01 if r.cycle else 0),
+                                                "per_class": {}}}})
+             for r in records if r.strategy == "huale"]
+    md = summary_markdown([*records, *extra])
+    assert "not separated: all 3 pairs (no strategy is separated from another)." in md
+    # entropy - hua per seed: .10 - .02, .11 - .05, .12 + .01 = .08, .06, .13: mean .09, the same
+    # spread as entropy - huale above -> [.0004322, .1795678]: separated, though barely
+    assert "| huale − hua | +1.00 | [+1.00, +1.00] | 3/3 | yes |" in md
+    assert "| entropy − huale | +8.00 | [-0.96, +16.96] | 3/3 | no |" in md
+    assert "| entropy − hua | +9.00 | [+0.04, +17.96] | 3/3 | yes |" in md
+    assert "overlap but whose paired difference is separated: entropy − hua, huale − hua." in md

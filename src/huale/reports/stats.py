@@ -8,7 +8,11 @@ difference is measured seed by seed (paired) and summarised over seeds:
   interval from a single seed;
 * wins: the seeds on which the gain is > 0;
 * two strategies whose intervals overlap are *not separated* (a conservative reading: the data
-  cannot order them).
+  cannot order them);
+* two strategies are also compared with each other directly, paired by seed: the baseline
+  cancels from ``gain_a - gain_b`` of the same seed, so the interval of that difference is the
+  sharper test (intervals against the baseline may overlap while every seed orders the two the
+  same way).
 
 Gain at equal boxes (labeling cost): per seed, both learning curves are taken as piecewise
 linear in the number of ground-truth boxes labeled, and their difference is averaged over the
@@ -159,3 +163,23 @@ def not_separated(gains: dict[str, PairedGain]) -> list[tuple[str, str]]:
     """Pairs of strategies (sorted names) whose gain intervals overlap."""
     names = sorted(gains)
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if gains[a].overlaps(gains[b])]
+
+
+def pairwise_differences(gains: dict[str, PairedGain]) -> list[tuple[str, str, PairedGain]]:
+    """Strategy against strategy, paired by seed: for each pair, the per-seed difference of
+    their gains over the baseline on the seeds both ran, and its summary, as ``(a, b, a − b)``
+    with ``a`` the one ahead on those seeds (mean difference ≥ 0). Ordered by ``a``'s, then
+    ``b``'s, rank in mean gain; pairs sharing no seed are left out."""
+    rank = {s: i for i, s in enumerate(sorted(gains, key=lambda s: (-gains[s].mean, s)))}
+    out = []
+    for x in rank:
+        for y in (s for s in rank if rank[s] > rank[x]):
+            common = sorted(gains[x].per_seed.keys() & gains[y].per_seed.keys())
+            if not common:
+                continue
+            diffs = {k: gains[x].per_seed[k] - gains[y].per_seed[k] for k in common}
+            ahead, behind = (x, y) if np.mean(list(diffs.values())) >= 0 else (y, x)
+            sign = 1.0 if ahead == x else -1.0
+            out.append((ahead, behind, paired_gain(f"{ahead} − {behind}",
+                                                   {k: sign * v for k, v in diffs.items()})))
+    return sorted(out, key=lambda t: (rank[t[0]], rank[t[1]]))

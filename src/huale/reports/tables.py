@@ -9,7 +9,14 @@ import numpy as np
 
 from huale.reports.machines import machines_markdown
 from huale.reports.records import CycleRecord
-from huale.reports.stats import PairedGain, equal_box_gains, image_gains, not_separated, paired_gain
+from huale.reports.stats import (
+    PairedGain,
+    equal_box_gains,
+    image_gains,
+    not_separated,
+    paired_gain,
+    pairwise_differences,
+)
 
 
 def learning_curves(
@@ -43,11 +50,11 @@ def learning_curves(
 
 
 def mean_gain(curve: dict[int, dict], baseline: dict[int, dict]) -> float | None:
-    """Mean over cycles 1..T-1 of (mean mAP - baseline mean mAP); cycle 0 is shared (CALD)."""
-    cycles = [c for c in curve if c >= 1 and c in baseline]
-    if not cycles:
-        return None
-    return float(np.mean([curve[c]["mean"] - baseline[c]["mean"] for c in cycles]))
+    """Mean over seeds of :func:`seed_gains` (cycles 1..T-1; cycle 0 is shared, as in CALD):
+    paired, so a strategy run on fewer seeds than the baseline is compared with the baseline of
+    those seeds only. None when the two share no seed and cycle ≥ 1."""
+    per_seed = seed_gains(curve, baseline)
+    return float(np.mean(list(per_seed.values()))) if per_seed else None
 
 
 def seed_gains(curve: dict[int, dict], baseline: dict[int, dict]) -> dict[int, float]:
@@ -137,10 +144,11 @@ def _split_markdown(records: Sequence[CycleRecord], metric: str, baseline: str, 
         )
     lines += [
         "",
-        f"Gain vs {baseline}: mean over cycles 1..T-1 of the difference in mean {name} "
-        "(cycle 0 is the shared initial set, excluded as in CALD). AULC: average height of the "
-        "mean learning curve over the labeled-set range. Gain per seed: the same difference "
-        f"against {baseline} of the same seed (same initial set), in seed order.",
+        f"Gain per seed: mean over cycles 1..T-1 of the difference in {name} against {baseline} "
+        "of the same seed (same initial set; cycle 0 is that shared set, excluded as in CALD), in "
+        f"seed order. Gain vs {baseline}: the mean of those per-seed gains (seeds {baseline} lacks "
+        "are left out). AULC: average height of the mean learning curve over the labeled-set "
+        "range.",
     ]
     if base is None:
         return "\n".join(lines)
@@ -191,6 +199,30 @@ def _gain_table(heading: str, gains: dict[str, PairedGain], baseline: str) -> st
         "Student t, mean ± t(0.975, n−1)·sd/√n; wins: seeds with a gain > 0. Strategies whose "
         f"intervals overlap are not separated: {listed}.",
     ]
+    diffs = pairwise_differences(gains)
+    if diffs:
+        lines += ["", _pairwise_table(diffs, pairs)]
+    return "\n".join(lines)
+
+
+def _pairwise_table(diffs: list[tuple[str, str, PairedGain]], overlapping: list[tuple[str, str]]) -> str:
+    """Each pair's paired difference; then which overlapping pairs it nevertheless orders."""
+    lines = ["| pair (the one ahead first) | mean difference | 95% interval | seeds won by the first "
+             "| separated |", "|---|---|---|---|---|"]
+    for _, _, d in diffs:
+        lines.append(f"| {d.strategy} | {_pct(d.mean, signed=True)} | {_interval(d)} | "
+                     f"{d.wins}/{d.seeds} | {'yes' if d.separated_from_baseline else 'no'} |")
+    overlap = {tuple(sorted(p)) for p in overlapping}
+    ordered = [d.strategy for a, b, d in diffs if d.separated_from_baseline
+               and tuple(sorted((a, b))) in overlap]
+    lines += ["", "Strategy against strategy, paired by seed: per seed, the difference of the two "
+              "gains (the baseline cancels), on the seeds both ran, with its 95% t interval, the one "
+              "ahead on those seeds named first; "
+              "separated: the interval excludes 0. Each interval is 95% on its own (no "
+              f"correction for multiple comparisons): of {len(diffs)} pairs that did not differ, "
+              f"about {len(diffs) / 20:.1f} would still look separated by chance. Pairs whose "
+              "intervals above overlap but whose paired difference is separated: "
+              f"{', '.join(ordered) if ordered else 'none'}."]
     return "\n".join(lines)
 
 
