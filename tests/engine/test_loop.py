@@ -322,3 +322,42 @@ def test_resume_options_that_would_change_a_run_are_refused(finished_run, capsys
         assert main(["-q", "loop", "--resume", str(root / "run"), *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_equal_labeled_sets_train_equal_models_whatever_their_order(tmp_path, monkeypatch):
+    """loop.train_order "pool" (the default) trains a labeled set in pool order: the initial
+    sample listed in reverse gives the same cycle-0 and cycle-1 models and records; "selection"
+    (runs made before the option) trains in the listed order, which changes the model."""
+    from huale.engine.loop import training_order
+
+    assert training_order(["a", "b", "c", "d"], ["d", "b"], "pool") == ["b", "d"]
+    assert training_order(["a", "b", "c", "d"], ["d", "b"], "selection") == ["d", "b"]
+    values = toy_config(tmp_path / "data", strategies=("random",), cycles=2)
+    base = start_run(config_from_dict(values), tmp_path / "pool", progress=False)
+    real = loop_module.sample_ids
+    monkeypatch.setattr(loop_module, "sample_ids", lambda *a, **k: real(*a, **k)[::-1])
+    flipped = start_run(config_from_dict(values), tmp_path / "flipped", progress=False)
+    assert flipped[0].labeled_ids == base[0].labeled_ids[::-1]  # the record keeps the labeled order
+    assert [(r.selected, r.metrics) for r in flipped] == [(r.selected, r.metrics) for r in base]
+    models = ["shared/seed0/cycle0/model.pt", "random/seed0/cycle1/train/model.pt"]
+    assert all(_same_weights(tmp_path / "pool" / m, tmp_path / "flipped" / m) for m in models)
+    values["loop"].update(train_order="selection", cycles=1)
+    start_run(config_from_dict(values), tmp_path / "selection", progress=False)
+    assert not _same_weights(tmp_path / "pool" / models[0], tmp_path / "selection" / models[0])
+    # a run stored before the option existed resumes in selection order
+    stored = yaml.safe_load((tmp_path / "selection" / "config.yaml").read_text())
+    del stored["loop"]["train_order"]
+    (tmp_path / "selection" / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    assert loop_module.load_run_config(tmp_path / "selection").loop.train_order == "selection"
+    values["loop"]["train_order"] = "shuffled"
+    with pytest.raises(ConfigError, match="train_order must be one of"):
+        config_from_dict(values)

@@ -218,7 +218,7 @@ class ActiveLearningLoop:
                 labeled_ids = record.labeled_ids + [s["image_id"] for s in record.selected]
                 previous_model = self._train_dir(spec, seed, cycle) / MODEL_NAME
                 continue
-            labeled = train.subset(labeled_ids)
+            labeled = train.subset(training_order(train.ids, labeled_ids, config.loop.train_order))
             train_dir = self._train_dir(spec, seed, cycle)
             init_from = previous_model if config.loop.reinit == "continue" else None
             model, train_seconds = self._train(labeled, train_dir, seed, cycle, init_from)
@@ -405,8 +405,20 @@ def train_dir(run_dir: str | Path, strategy: str, seed: int, cycle: int) -> Path
     return Path(run_dir) / strategy / f"seed{seed}" / f"cycle{cycle}" / "train"
 
 
+def training_order(pool_ids: list[str], labeled_ids: list[str], order: str) -> list[str]:
+    """``labeled_ids`` in the order a cycle trains on them (``loop.train_order``): "pool" lists
+    them in ``pool_ids`` order, so equal labeled sets give equal trainings; "selection" keeps
+    the order they were labeled in."""
+    if order == "selection":
+        return list(labeled_ids)
+    wanted = set(labeled_ids)
+    return [i for i in pool_ids if i in wanted]
+
+
 def _stored_to_input(values: dict) -> dict:
-    """The stored (asdict) config in the shape ``config_from_dict`` reads."""
+    """The stored (asdict) config in the shape ``config_from_dict`` reads. A run stored before
+    ``loop.train_order`` existed trained in selection order, and resumes so."""
     values = dict(values)
+    values["loop"] = {"train_order": "selection", **values.get("loop", {})}
     values["train"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values["train"].items()}
     return values

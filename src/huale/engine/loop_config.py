@@ -22,6 +22,7 @@ from huale.presets import preset_names, preset_text
 
 REINIT_MODES = ("scratch", "continue")
 BUDGET_UNITS = ("images", "boxes")
+TRAIN_ORDERS = ("pool", "selection")
 
 
 def _take(section: str, values: Any, cls) -> Any:
@@ -92,6 +93,15 @@ class LoopSpec:
     path of a text file of image ids, one per line (relative paths: to the config file). Option
     choices (a strategy's settings) are made on its numbers, the test split reports them.
 
+    train_order: the order a cycle's training lists its labeled images in, which its seeded
+    shuffle then permutes. "pool": the pool's order, so two strategies that have labeled the
+    same images train the same model, whatever order they picked them in. "selection": the
+    order they were labeled in (the initial sample, then each cycle's picks by rank), what
+    every run made before this option did; two such runs with equal labeled sets can differ
+    by up to ~2 mAP from the order alone (docs/results/synthetic-cpu-validation-all-arms/
+    analysis.md). Presets of committed studies keep "selection" so their commands reproduce
+    them; a stored run config without the key reads as "selection".
+
     keep_checkpoints: keep each training's ``checkpoint.pt`` (weights plus optimizer state, about
     twice ``model.pt``) after the training has finished; by default it is deleted then, since
     only an unfinished training resumes from it."""
@@ -104,6 +114,7 @@ class LoopSpec:
     budget_unit: str = "images"
     validation: float | str | None = None
     validation_seed: int = 0
+    train_order: str = "pool"
     keep_checkpoints: bool = False
 
     def cycle_train_config(self, train: TrainConfig, cycle: int) -> TrainConfig:
@@ -199,6 +210,8 @@ class LoopConfig:
             problems.append(f"loop.reinit must be one of {REINIT_MODES}")
         if self.loop.budget_unit not in BUDGET_UNITS:
             problems.append(f"loop.budget_unit must be one of {BUDGET_UNITS}")
+        if self.loop.train_order not in TRAIN_ORDERS:
+            problems.append(f"loop.train_order must be one of {TRAIN_ORDERS}")
         validation = self.loop.validation
         if isinstance(validation, bool) or not (
             validation is None or isinstance(validation, str)
