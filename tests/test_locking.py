@@ -34,3 +34,20 @@ def test_killed_holder_releases_the_lock(tmp_path):
         except FolderLockedError:
             assert time.time() < deadline, "lock not released after SIGKILL"
             time.sleep(0.05)
+
+
+def test_a_waiting_holder_gets_the_lock_when_it_is_released(tmp_path):
+    import threading
+
+    got = threading.Event()
+
+    def wait_for_it():
+        with FolderLock(tmp_path, wait=True):
+            got.set()
+
+    with FolderLock(tmp_path):
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        assert not got.wait(0.3)  # still held: the waiter waits instead of raising
+    waiter.join(5)
+    assert got.is_set()

@@ -29,11 +29,15 @@ class FolderLockedError(HualeError):
 
 
 class FolderLock:
-    """Context manager holding the lock of ``folder`` (created if needed)."""
+    """Context manager holding the lock of ``folder`` (created if needed). ``wait``: when
+    another process holds it, wait for it (logging who) instead of raising
+    :class:`FolderLockedError`, for work that the holder may be doing already (drawing a
+    dataset)."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, *, wait: bool = False):
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
+        self.wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> FolderLock:
@@ -43,10 +47,13 @@ class FolderLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
-            raise FolderLockedError(
-                f"{self.folder}: in use by {holder}; wait for it to finish or choose another folder"
-            ) from None
+            if not self.wait:
+                os.close(fd)
+                raise FolderLockedError(
+                    f"{self.folder}: in use by {holder}; wait for it to finish or choose another folder"
+                ) from None
+            log.warning("%s: in use by %s; waiting for it", self.folder, holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv[:3])})\n".encode(), 0)
         self._fd = fd

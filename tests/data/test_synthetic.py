@@ -246,6 +246,33 @@ def test_ensure_reuses_a_complete_folder_and_regenerates_otherwise(tmp_path: Pat
     assert not (out / "images" / "000007.jpg").exists()  # stale image of the old run removed
 
 
+def test_processes_started_together_draw_the_folder_once(tmp_path: Path, monkeypatch):
+    """Two loops of a preset started at once on one data folder: while one draws it (holding
+    the folder's lock), the other waits, then finds it complete and rewrites nothing."""
+    import threading
+
+    from huale.locking import FolderLock
+
+    out = tmp_path / "synth"
+    params = {"num_images": 6, "seed": 0, "progress": False}
+    drawn = []
+    real = synthetic.generate_synthetic
+    monkeypatch.setattr(synthetic, "generate_synthetic", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    results = []
+    with FolderLock(out):  # "the first process", drawing
+        second = threading.Thread(target=lambda: results.append(ensure_synthetic(out, **params)))
+        second.start()
+        second.join(0.3)
+        assert second.is_alive() and not drawn  # waits; has not started drawing
+        real(out, **params)
+    second.join(10)
+    assert not drawn and results[0].params["num_images"] == 6  # found it complete
+    # a complete folder is only read: no lock taken, so a read-only copy works too
+    (out / ".huale.lock").unlink()
+    ensure_synthetic(out, **params)
+    assert not (out / ".huale.lock").exists()
+
+
 def test_interrupted_generation_leaves_no_marker_and_is_redone(tmp_path: Path, monkeypatch):
     out = tmp_path / "synth"
     generate_synthetic(out, num_images=6, seed=0, progress=False)

@@ -22,6 +22,7 @@ COMMITTED = {
     "bccd-cpu-first-run": (["bccd-cpu-first-run/records"], HUALE_CHOICE),
     "synthetic-cpu": (["synthetic-cpu/records"], []),
     "synthetic-cpu-boxes": (["synthetic-cpu-boxes/records"], []),
+    "synthetic-cpu-clips": (["synthetic-cpu-clips/records"], []),
     "synthetic-cpu-huale-ablation": (
         ["synthetic-cpu/records", "synthetic-cpu-huale-ablation/records"], []),
     "synthetic-cpu-independent-test": (["synthetic-cpu-independent-test/records"], []),

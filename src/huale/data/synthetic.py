@@ -64,6 +64,7 @@ from huale.data.coco import write_coco
 from huale.data.records import DetectionDataset, ImageRecord
 from huale.errors import ConfigError
 from huale.io import atomic_write_json
+from huale.locking import FolderLock
 
 log = logging.getLogger(__name__)
 
@@ -749,9 +750,26 @@ def ensure_synthetic(
     progress: bool = True,
 ) -> SyntheticInfo:
     """The dataset in ``out_dir`` as :func:`generate_synthetic` would write it, drawn only if
-    ``synthetic.json`` is missing, was made with other parameters, or a file it lists is gone."""
+    ``synthetic.json`` is missing, was made with other parameters, or a file it lists is gone.
+
+    A folder found complete is only read. Otherwise the folder's lock is taken (waiting for
+    it) and the check made again, so that processes started together on one data folder (two
+    ``huale loop`` runs of a preset) draw it once: the first draws, the others wait and then
+    find it complete, instead of rewriting images another one is reading."""
     params = _params(num_images, seed, image_size, test_fraction, clip_length)
     out_dir = Path(out_dir)
+    info = _complete_info(out_dir, params)
+    if info is not None:
+        return info
+    with FolderLock(out_dir, wait=True):
+        info = _complete_info(out_dir, params)
+        if info is not None:
+            return info
+        return generate_synthetic(out_dir, progress=progress, **params)
+
+
+def _complete_info(out_dir: Path, params: dict) -> SyntheticInfo | None:
+    """The folder's dataset if it is complete and drawn with ``params``, else None."""
     marker_path = out_dir / MARKER_NAME
     try:
         marker = json.loads(marker_path.read_text(encoding="utf-8"))
@@ -762,6 +780,4 @@ def ensure_synthetic(
         )
     except (OSError, ValueError, AttributeError):
         complete = False
-    if complete:
-        return _info(out_dir, marker)
-    return generate_synthetic(out_dir, progress=progress, **params)
+    return _info(out_dir, marker) if complete else None
