@@ -49,26 +49,6 @@ def learning_curves(
     return curves
 
 
-def mean_gain(curve: dict[int, dict], baseline: dict[int, dict]) -> float | None:
-    """Mean over seeds of :func:`seed_gains` (cycles 1..T-1; cycle 0 is shared, as in CALD):
-    paired, so a strategy run on fewer seeds than the baseline is compared with the baseline of
-    those seeds only. None when the two share no seed and cycle ≥ 1."""
-    per_seed = seed_gains(curve, baseline)
-    return float(np.mean(list(per_seed.values()))) if per_seed else None
-
-
-def seed_gains(curve: dict[int, dict], baseline: dict[int, dict]) -> dict[int, float]:
-    """``{seed: mean over cycles 1..T-1 of (mAP - baseline mAP of the same seed)}``: paired by
-    seed, since both start from the same initial labeled set and cycle-0 model."""
-    per_seed: dict[int, list[float]] = defaultdict(list)
-    for cycle in (c for c in curve if c >= 1 and c in baseline):
-        base = dict(zip(baseline[cycle]["seeds"], baseline[cycle]["values"], strict=True))
-        for seed, value in zip(curve[cycle]["seeds"], curve[cycle]["values"], strict=True):
-            if seed in base:
-                per_seed[seed].append(value - base[seed])
-    return {seed: float(np.mean(v)) for seed, v in sorted(per_seed.items())}
-
-
 def area_under_curve(curve: dict[int, dict]) -> float | None:
     """Normalised area under the mean learning curve: trapezoids over labeled-set size divided
     by the size range, i.e. the curve's average height (in mAP units)."""
@@ -135,8 +115,9 @@ def _split_markdown(records: Sequence[CycleRecord], metric: str, baseline: str, 
             f"{_pct(curve[c]['mean'])} ± {_pct(curve[c]['std'])}" if c in curve else "" for c in cycles
         ]
         paired = base is not None and strategy != baseline
-        gain = mean_gain(curve, base) if paired else None
-        per_seed = ", ".join(_pct(g, signed=True) for g in seed_gains(curve, base).values()) if paired else ""
+        by_seed = image_gains(records, strategy, baseline, metric=metric, split=split) if paired else {}
+        gain = float(np.mean(list(by_seed.values()))) if by_seed else None
+        per_seed = ", ".join(_pct(g, signed=True) for g in by_seed.values())
         seeds = max(len(v["values"]) for v in curve.values())
         lines.append(
             "| " + " | ".join([strategy, *cells, _pct(gain, signed=True) if gain is not None else "—",
