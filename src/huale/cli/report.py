@@ -7,7 +7,10 @@ from pathlib import Path
 
 from huale.cli.common import add_command_parser
 
-HELP = "Learning curves (PNG) and tables (markdown) from one or more loop run folders."
+HELP = ("Learning curves (PNG) and tables (markdown) from one or more loop run folders: per "
+        "split, mAP by labeled images and boxes, each strategy's gain over --baseline paired by "
+        "seed (95 percent t interval, seeds won), every two strategies compared paired by seed, and "
+        "the gain at equal labeled boxes.")
 EXAMPLES = ("  huale report runs/synth\n  huale report runs/a runs/b --out reports/ab --metric coco\n"
             "  huale report runs/bccd --choose huale huale-no-class-weights\n")
 
